@@ -8,6 +8,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet -r requirements.txt -e ".[dev]"
+# pip lists every local index folder it skips; keep real errors, drop that noise
+.venv/bin/python -m pip install --quiet -r requirements.txt -e ".[dev]" 2> >(grep -v "^WARNING: Location" >&2)
 .venv/bin/python -m ipykernel install --user --name artnb --display-name "Python (artnb)" >/dev/null
 echo "artnb: environment ready in .venv ($(.venv/bin/python -c 'import torch, fastai; print(f"torch {torch.__version__}, fastai {fastai.__version__}")'))"
