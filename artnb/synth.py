@@ -8,7 +8,7 @@ Docs: https://artnb.github.io/artnb/synth.html.md"""
 __all__ = ['PAINTERS', 'PAINTER_INFO', 'ARTBENCH_STYLES', 'STYLE_PAINTERS', 'AI_FAMILIES', 'SOURCES', 'LAYOUTS', 'SYNTH_NOTE',
            'paint', 'imitate', 'make_dataset', 'write_bad_files', 'synth_cli']
 
-# %% ../nbs/00a_synth.ipynb #854ee5e8
+# %% ../nbs/00a_synth.ipynb #fee12610
 import colorsys, csv, io, json, shutil, struct, zlib
 from collections import Counter
 from functools import lru_cache
@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from fastcore.script import call_parse, CliError
 from . import __version__
 
-# %% ../nbs/00a_synth.ipynb #1044547e
+# %% ../nbs/00a_synth.ipynb #c84ebb8a
 _F32 = np.float32
 
 def _hex(c): return np.array([int(c[i:i+2], 16) for i in (1, 3, 5)], _F32) / 255
@@ -155,7 +155,7 @@ def _cells(base, rng, cell, pal, p_pal=.5, amt=.6, jit=.06, brick=True, shape='e
     bg = base if fill is None else fill
     return bg + msk * (out - bg)
 
-# %% ../nbs/00a_synth.ipynb #22f35a7f
+# %% ../nbs/00a_synth.ipynb #7cb2a3cb
 def _sc(h): return max(1, round(h / 128))
 
 def _p_monet(rng, h, w, pal):
@@ -224,7 +224,7 @@ def _p_seurat(rng, h, w, pal):
     out2 = _cells(base, rng, (3 * s, 3 * s), pal, p_pal=.5, amt=.55, jit=.03, brick=True, shape='dot', fill=out, fill_frac=.9)
     return out2
 
-# %% ../nbs/00a_synth.ipynb #4a52dc33
+# %% ../nbs/00a_synth.ipynb #51b25ad7
 def _p_mondrian(rng, h, w, pal):
     "Grid of black lines with primary-colour blocks on off-white"
     yy, xx = _grid(h, w)
@@ -321,7 +321,7 @@ def _p_klimt(rng, h, w, pal):
         _dab(out, .2, cx, .07, .055, pal[7])
     return out
 
-# %% ../nbs/00a_synth.ipynb #5bc4bc18
+# %% ../nbs/00a_synth.ipynb #b4f0ef84
 def _p_hokusai(rng, h, w, pal):
     "Ukiyo-e woodblock: flat Prussian-blue wave with white foam crests, beige sky, dark outlines, small Fuji"
     yy, xx = _grid(h, w)
@@ -445,7 +445,7 @@ def _p_photo(rng, h, w, pal):
     out = np.where((yy < hill)[..., None], sky, ground)
     return out + .02 * _noise(rng, h, w)
 
-# %% ../nbs/00a_synth.ipynb #ef7bdfcc
+# %% ../nbs/00a_synth.ipynb #2f687f7a
 def _pal(*cs): return np.stack([_hex(c) for c in cs])
 
 # name: (generator, palette, WikiArt style folder, genre (artists.csv), WikiArt artist slug, nationality, years)
@@ -501,7 +501,7 @@ def _resolve(style):
         if key in (p.lower(), p.lower()[6:]): return p
     raise ValueError(f"Unknown style {style!r}: use one of PAINTERS {PAINTERS} or ARTBENCH_STYLES {ARTBENCH_STYLES}")
 
-# %% ../nbs/00a_synth.ipynb #db009bd8
+# %% ../nbs/00a_synth.ipynb #555181e7
 def _render(style, h, w, rng, mix=True):
     "Clean float painting (h,w,3) of `style` (no canvas grain), with palette jitter, shared motifs and style mixing"
     if style == 'photo': gen, pal = _p_photo, _PHOTO_PAL
@@ -544,7 +544,7 @@ def paint(style='Synth Monet', size=128, seed=0, width=None):
     x = _render(style, h, w, rng)
     return _finish(x + (_grain(rng, h, w, .02, 0) if style == 'photo' else _grain(rng, h, w)))
 
-# %% ../nbs/00a_synth.ipynb #82d737da
+# %% ../nbs/00a_synth.ipynb #514f343f
 AI_FAMILIES = ('sd', 'ld', 'dalle')
 
 @lru_cache(maxsize=16)
@@ -610,7 +610,7 @@ def imitate(img_or_style='Synth Monet', strength=.7, seed=0, family='sd', size=1
         x = x + (1 - strength) * _grain(rng, h, w)  # a generator copies the look, not the canvas
     return _finish(_ai_traces(x, strength, family))
 
-# %% ../nbs/00a_synth.ipynb #701ac4ea
+# %% ../nbs/00a_synth.ipynb #24d69aed
 _TITLES = {
  'Synth Monet': ('water-lilies', 'haystacks', 'impression-sunrise', 'poplars', 'the-japanese-bridge', 'morning-on-the-seine'),
  'Synth Van Gogh': ('the-starry-night', 'wheat-field-with-cypresses', 'olive-trees', 'sunflowers', 'cafe-terrace-at-night'),
@@ -826,7 +826,7 @@ def make_dataset(layout, dest, n_per_class=20, size=128, seed=42, ai_strength=.7
     (root / 'SYNTHETIC.json').write_text(json.dumps(meta, indent=1, default=str) + '\n')
     return root
 
-# %% ../nbs/00a_synth.ipynb #b0d4ade9
+# %% ../nbs/00a_synth.ipynb #132d5c98
 def _png_chunk(kind, data): return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
 
 def write_bad_files(dest, huge=False):
@@ -862,7 +862,7 @@ def write_bad_files(dest, huge=False):
     if huge: Image.new('RGB', (5000, 5000), (90, 120, 160)).save(keep('huge_jpeg', 'huge_5000.jpg'), 'JPEG', quality=75)
     return out
 
-# %% ../nbs/00a_synth.ipynb #15935d53
+# %% ../nbs/00a_synth.ipynb #05973eff
 def _print_summary(root):
     meta = json.loads((Path(root) / 'SYNTHETIC.json').read_text())
     print(f"artnb-synth: wrote {meta['total']} images in the {meta['layout']!r} layout to {root}")
