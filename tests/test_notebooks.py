@@ -1,0 +1,92 @@
+"""Papermill runs of the experiment notebooks and the demo, with tiny parameters.
+
+`nbdev-test` already runs every notebook with its defaults; these add the runs a user makes:
+tiny synthetic runs, and the paper-faithful parameter files with tiny overrides on a generic
+folder-per-class dataset of real photographs (crops of the two photos scikit-learn ships). Each
+run must write a metrics.json that follows the shared schema with values in range."""
+import json, math, os
+from pathlib import Path
+import numpy as np
+import pytest
+
+papermill = pytest.importorskip("papermill")
+from artnb.analysis import validate_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+EXPERIMENTS = ["03_monet", "04_ai_vs_human", "05_artists", "06_backbones", "07_artbench"]
+ALL = EXPERIMENTS + ["08_demo"]
+# The smallest run that still exercises every cell of each notebook.
+TINY = dict(img_size=32, epochs=1, n_per_class=6, bs=16)
+# Paper grids shrunk for the tiny run (the yaml keeps the paper's full grid).
+SHRINK = {"05_artists": lambda p: dict(dense_grid=p["dense_grid"][:2], train_sizes=[32, 40], vote_sizes=[32, 40], n_boot=100)}
+
+def present(names): return [n for n in names if (NBS / f"{n}.ipynb").exists()]
+
+def _numbers(d, key=""):
+    if isinstance(d, dict):
+        for k, v in d.items(): yield from _numbers(v, k)
+    elif isinstance(d, (list, tuple)):
+        for v in d: yield from _numbers(v, key)
+    elif isinstance(d, (int, float)) and not isinstance(d, bool): yield key, d
+
+RATE_KEYS = ("acc", "accuracy", "f1", "precision", "recall", "auc", "ap", "top", "ece", "rate", "frac", "share")
+
+def check_metrics(out_dir, kind):
+    p = Path(out_dir) / "metrics.json"
+    assert p.exists(), f"{p} was not written"
+    m = json.loads(p.read_text())
+    validate_metrics(m)
+    assert m["data"]["kind"] == kind
+    assert m["results"], "results are empty"
+    n_rates = 0
+    for k, v in _numbers(m["results"]):
+        assert math.isfinite(v), f"{k} = {v}"
+        if any(r in k.lower() for r in RATE_KEYS) and not k.lower().endswith(("_n", "count", "epochs")):
+            n_rates += 1
+            assert -1e-9 <= v <= 1 + 1e-9, f"{k} = {v} is not a rate in [0, 1]"
+    assert n_rates > 0, "metrics.json holds no rate-like metric"
+    assert list(Path(out_dir).glob("*.png")), "no figure was written"
+    return m
+
+def run(nb, out_dir, tmp_path, **params):
+    papermill.execute_notebook(str(NBS / f"{nb}.ipynb"), str(tmp_path / f"{nb}.out.ipynb"),
+                               parameters=dict(out_dir=str(out_dir), **params), cwd=str(NBS),
+                               kernel_name="python3", progress_bar=False)
+
+@pytest.mark.parametrize("nb", present(ALL))
+def test_tiny_synthetic(nb, tmp_path):
+    out = tmp_path / "out"
+    run(nb, out, tmp_path, **TINY)
+    check_metrics(out, "synthetic")
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    "A generic folder-per-class dataset of real photographs: 64 px crops of sklearn's sample photos."
+    from sklearn.datasets import load_sample_images
+    from PIL import Image
+    root = tmp_path_factory.mktemp("photos")
+    data = load_sample_images()
+    rng = np.random.default_rng(0)
+    for name, img in zip(data.filenames, data.images):
+        cls = Path(name).stem
+        (root / cls).mkdir()
+        h, w, _ = img.shape
+        for i in range(14):
+            s = int(rng.integers(96, 200)); y = int(rng.integers(0, h - s)); x = int(rng.integers(0, w - s))
+            Image.fromarray(img[y:y+s, x:x+s]).save(root / cls / f"{cls}_{i}.jpg", quality=90)
+    return root
+
+@pytest.mark.parametrize("nb", present(EXPERIMENTS))
+def test_paper_params_on_real_photos(nb, tmp_path, photo_folder):
+    "The paper-faithful parameter file, shrunk (offline, tiny images, one epoch), on a generic folder of real photos"
+    import yaml
+    pfile = NBS / "params" / f"{nb}.paper.yaml"
+    assert pfile.exists(), f"missing {pfile}"
+    params = yaml.safe_load(pfile.read_text())
+    assert "data_path" not in params, "a paper yaml must not fix data_path"
+    params.update(TINY, pretrained=False, data_path=str(photo_folder))
+    if nb in SHRINK: params.update(SHRINK[nb](params))
+    out = tmp_path / "out"
+    run(nb, out, tmp_path, **params)
+    check_metrics(out, "real")
