@@ -1,31 +1,26 @@
-"Fast tests of artnb.learner: heads x a small body, offline failure, safe loading, fusion, artnb-predict (tiny CPU runs)."
+"Fast tests of artnb.learner on tiny artnb.synth data (SYNTHETIC): heads x a small body, offline failure, safe loading, fusion, artnb-predict."
 import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
-from PIL import Image
 
 from artnb.learner import (HEADS, art_learner, save_model, load_model, create_body_and_stats, FusedBinary, Predictor,
                            NONE_LABEL, SingleLogitBCE, hub_reachable, OfflineWeightsError, schedule_table)
-from artnb.data import scan, split_items, art_dls
+from artnb.data import scan, validate, split_items, art_dls
+from artnb.synth import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _write_folder(root, classes=('red', 'green', 'blue'), n=10, size=40, seed=0):
-    rng = np.random.default_rng(seed)
-    for ci, c in enumerate(classes):
-        (root/c).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            a = rng.integers(0, 90, (size, size, 3)).astype(np.uint8); a[..., ci % 3] += 150
-            Image.fromarray(a).save(root/c/f'{c}_{i}.png')
-    return root
+P3 = ['Synth Mondrian', 'Synth Rothko', 'Synth Hokusai']
 
 
 @pytest.fixture(scope='module')
 def items(tmp_path_factory):
-    root = _write_folder(tmp_path_factory.mktemp('toy'))
-    return split_items(scan(root, layout='folder'), ratios=(0.6, 0.4), seed=0)
+    root = make_dataset('folder', tmp_path_factory.mktemp('synth')/'folder', n_per_class=10, size=40, seed=0, painters=P3)
+    good, bad = validate(scan(root), progress=False, verbose=False)
+    assert len(bad) == 0
+    return split_items(good, ratios=(0.6, 0.4), seed=0)
 
 
 @pytest.fixture(scope='module')
@@ -33,7 +28,7 @@ def dls(items): return art_dls(items, size=32, bs=8)
 
 
 @pytest.fixture(scope='module')
-def dls2(items): return art_dls(items, task='binary', target='red', size=32, bs=8)
+def dls2(items): return art_dls(items, task='binary', target='Synth Mondrian', size=32, bs=8)
 
 
 @pytest.fixture(scope='module')
@@ -120,15 +115,15 @@ def test_roundtrip_in_fresh_process(saved, items, tmp_path):
 
 def test_fusion_none_of_these(items):
     members = []
-    for c in ('red', 'blue'):
-        d = art_dls(items[items.label != 'green'], task='binary', target=c, size=32, bs=8)
+    for c in ('Synth Mondrian', 'Synth Rothko'):
+        d = art_dls(items[items.label != 'Synth Hokusai'], task='binary', target=c, size=32, bs=8)
         l = art_learner(d, 'simple_cnn', head='s0', pretrained=False)
         with l.no_bar(), l.no_logging(): l.fit(2, 3e-3)
         members.append(l)
     fused = FusedBinary(members)
-    assert fused.classes == ['red', 'blue']
+    assert fused.classes == ['Synth Mondrian', 'Synth Rothko']
     valid = items[items.split == 'valid']
-    fused.calibrate(valid[valid.label != 'green'], accept=0.9)
+    fused.calibrate(valid[valid.label != 'Synth Hokusai'], accept=0.9)
     r = fused.predict(valid)
     s = fused.scores(valid)
     assert r.probs.shape == (len(valid), 2)
@@ -157,5 +152,5 @@ def test_predict_cli_good_and_bad_files(saved, items, tmp_path):
     assert sorted(Path(p).name for p in bad.path) == ['text.jpg', 'zero.png']
     assert 'text.jpg' in r.stderr and 'zero.png' in r.stderr
     good = df[df.error == '']
-    assert set(good.label) <= {'red', 'green', 'blue'} and (good.prob.astype(float) > 0).all()
+    assert set(good.label) <= set(P3) and (good.prob.astype(float) > 0).all()
     assert len(list((tmp_path/'cam').glob('*.png'))) == 3
