@@ -19,7 +19,8 @@ ALL = EXPERIMENTS + ["08_demo"]
 # The smallest run that still exercises every cell of each notebook.
 TINY = dict(img_size=32, epochs=1, n_per_class=6, bs=16)
 # Paper grids shrunk for the tiny run (the yaml keeps the paper's full grid).
-SHRINK = {"05_artists": lambda p: dict(dense_grid=p["dense_grid"][:2], train_sizes=[32, 40], vote_sizes=[32, 40], n_boot=100)}
+SHRINK = {"03_monet": lambda p: dict(fusion_epochs=1, n_boot=100),
+          "05_artists": lambda p: dict(dense_grid=p["dense_grid"][:2], train_sizes=[32, 40], vote_sizes=[32, 40], n_boot=100)}
 
 def present(names): return [n for n in names if (NBS / f"{n}.ipynb").exists()]
 
