@@ -462,7 +462,9 @@ def _heatmap(ax, df, fmt, cmap='Blues', vmax=None, rotation=45):
         hi = (np.nanmax(a) if a.size else 1) * 0.6
         for i in range(a.shape[0]):
             for j in range(a.shape[1]):
-                ax.text(j, i, format(a[i, j], fmt), ha='center', va='center', fontsize=7,
+                v = a[i, j]
+                txt = '' if np.isnan(v) else format(int(round(v)), fmt) if fmt.endswith('d') else format(v, fmt)
+                ax.text(j, i, txt, ha='center', va='center', fontsize=7,
                         color='white' if a[i, j] > hi else 'black')
     return im
 

@@ -681,7 +681,10 @@ def _q_bin(q):
     return '<=75' if q <= 75 else '76-85' if q <= 85 else '86-90' if q <= 90 else '91-95' if q <= 95 else '96-100'
 
 def _quintiles(s):
-    try: return pd.qcut(s.rank(method='first'), 5, labels=False).astype(str)
+    "Quintile bins of `s`; equal values share a bin (a constant feature is one bin, so it can predict nothing)"
+    s = pd.Series(s, dtype=float)
+    if s.nunique(dropna=True) < 2: return pd.Series('all', index=s.index)
+    try: return pd.qcut(s, 5, labels=False, duplicates='drop').astype('Int64').astype(str)
     except ValueError: return pd.Series('all', index=s.index)
 
 def bias_features(items) -> pd.DataFrame:

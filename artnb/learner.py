@@ -31,8 +31,8 @@ __all__ = ['IMAGENET_STATS', 'LITE_STATS', 'ZOO', 'HEADS', 'FORMAT', 'FORMAT_VER
            'dls_resize_info', 'ensure_normalized', 'opt_func_for', 'default_metrics', 'on_gpu', 'build_model',
            'art_learner', 'PlateauLR', 'f1_callbacks', 'fit_plateau', 'fit_discriminative', 'train_staged',
            'train_progressive', 'model_config', 'save_model', 'check_config', 'load_state', 'load_model', 'load_image',
-           'resize_tfm', 'Predictor', 'choose_threshold', 'open_set_report', 'FusedBinary', 'calibrate_threshold',
-           'expand_paths', 'gradcam_overlays', 'predict_files', 'predict_cli']
+           'resize_tfm', 'Predictor', 'choose_reject_threshold', 'open_set_report', 'FusedBinary',
+           'calibrate_threshold', 'expand_paths', 'gradcam_overlays', 'predict_files', 'predict_cli']
 
 # %% ../nbs/01_learner.ipynb #9ea9e24e
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -755,7 +755,7 @@ class Predictor:
     def __repr__(self): return f"Predictor({self.config['arch']}/{self.config['head']}, {len(self.classes)} classes, size {self.config['size']})"
 
 # %% ../nbs/01_learner.ipynb #fa3e55b9
-def choose_threshold(top_scores, pred_labels=None, true_labels=None, classes=None, accept:float=0.95) -> float:
+def choose_reject_threshold(top_scores, pred_labels=None, true_labels=None, classes=None, accept:float=0.95) -> float:
     "Score threshold for 'none of these' chosen on validation (quantile of known-class scores, or best open-set accuracy)"
     s = np.asarray(top_scores, dtype=float)
     if true_labels is None or classes is None: return float(np.quantile(s, 1 - accept))
@@ -824,7 +824,7 @@ class FusedBinary:
                     self.a[j], self.b[j] = lr.coef_[0, 0], lr.intercept_[0]
         s = self.scores(raw=raw)
         pred = np.array(self.classes, dtype=object)[s.argmax(1)]
-        self.threshold = choose_threshold(s.max(1), pred, labels, self.classes, accept)
+        self.threshold = choose_reject_threshold(s.max(1), pred, labels, self.classes, accept)
         return self
 
     def predict(self, items, bs:int=32) -> Prediction:
@@ -837,11 +837,11 @@ class FusedBinary:
     def __repr__(self): return f"FusedBinary({len(self.members)} members: {self.classes}, threshold={self.threshold})"
 
 def calibrate_threshold(pred:Predictor, items, labels=None, accept:float=0.95, bs:int=32) -> Predictor:
-    "Set `pred.threshold` on validation `items` with `choose_threshold` (top softmax probability)"
+    "Set `pred.threshold` on validation `items` with `choose_reject_threshold` (top softmax probability)"
     if labels is None: labels = list(items['label'])
     pred.threshold = None
     r = pred.predict(items, bs)
-    pred.threshold = choose_threshold(r.probs.max(1), r.labels, labels, pred.classes, accept)
+    pred.threshold = choose_reject_threshold(r.probs.max(1), r.labels, labels, pred.classes, accept)
     return pred
 
 # %% ../nbs/01_learner.ipynb #51f981c5
