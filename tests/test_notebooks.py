@@ -91,3 +91,15 @@ def test_paper_params_on_real_photos(nb, tmp_path, photo_folder):
     out = tmp_path / "out"
     run(nb, out, tmp_path, **params)
     check_metrics(out, "real")
+
+def test_csv_dataset(tmp_path, photo_folder):
+    "A generic CSV dataset (a file with path,label columns, absolute paths) through an experiment notebook's defaults"
+    nb = "06_backbones"
+    if nb not in present([nb]): pytest.skip(f"{nb} is not in nbs/")
+    photos = sorted(photo_folder.rglob("*.jpg"))
+    csv = tmp_path / "photos.csv"
+    csv.write_text("path,label\n" + "".join(f"{p},{p.parent.name}\n" for p in photos))
+    out = tmp_path / "out"
+    run(nb, out, tmp_path, **TINY, pretrained=False, data_path=str(csv))
+    m = check_metrics(out, "real")
+    assert m["data"]["path"] and Path(m["data"]["path"]).name == "photos.csv"
