@@ -572,13 +572,14 @@ def validate_metrics(d) -> dict:
     return d
 
 def save_metrics(out_dir, notebook: str, paper: str, data_kind: str, data_path, params: dict, results: dict,
-                 paper_reported: dict | None = None) -> Path:
-    "Write `out_dir/metrics.json` (schema `artnb.metrics/1`, strict JSON) and return its path."
+                 paper_reported: dict | None = None, data_info: dict | None = None) -> Path:
+    "Write `out_dir/metrics.json` (schema `artnb.metrics/1`, strict JSON) and return its path; `data_info` adds to `data`"
     from artnb import __version__
     _check_kind(data_kind)
     if data_kind is None: raise ValueError("data_kind must be 'synthetic' or 'real'")
     d = dict(schema=METRICS_SCHEMA, notebook=str(notebook), paper=str(paper or ''),
-             data=dict(kind=data_kind, path=None if data_path is None else str(data_path)),
+             data=dict(to_jsonable({k: v for k, v in (data_info or {}).items() if k not in ('kind', 'path')}),
+                       kind=data_kind, path=None if data_path is None else str(data_path)),
              params=to_jsonable(dict(params or {})), results=to_jsonable(dict(results or {})),
              paper_reported=None if paper_reported is None else to_jsonable(dict(paper_reported)),
              artnb_version=__version__,

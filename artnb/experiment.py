@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, pandas as pd
-from .data import scan, validate, split_items, report, leakage_report, drop_leaks, detect_layout
+from .data import scan, validate, split_items, report, leakage_report, drop_leaks, detect_layout, _reason_kind
 
 # %% auto #0
-__all__ = ['repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data', 'timed', 'paper_comparison',
-           'results_markdown']
+__all__ = ['repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data', 'data_summary', 'timed',
+           'paper_comparison', 'results_markdown']
 
 # %% ../nbs/02b_experiment.ipynb #028dee65
 def repo_root(start=None) -> Path | None:
@@ -60,7 +60,7 @@ def synthetic_root(layout:str, n_per_class:int=30, size:int=128, seed:int=42, **
 def experiment_data(data_path=None, layout=None, synth_layout:str='folder', n_per_class:int=30, synth_size:int=128,
                     seed:int=42, ratios=(0.7, 0.2, 0.1), synth_kw:dict|None=None, remove_leaks:bool=True,
                     verbose:bool=True) -> SimpleNamespace:
-    "Validated, split items for an experiment: `.items`, `.bad`, `.leaks`, `.kind`, `.root`, `.layout`, `.data_path`"
+    "Validated, split items for an experiment: `.items`, `.bad`, `.leaks`, `.kind`, `.root`, `.layout`, `.data_path`, `.summary`"
     if data_path is None or str(data_path).strip() in ('', 'None'):
         root = synthetic_root(synth_layout, n_per_class=n_per_class, size=synth_size, seed=seed, **(synth_kw or {}))
         layout = layout or synth_layout
@@ -76,11 +76,25 @@ def experiment_data(data_path=None, layout=None, synth_layout:str='folder', n_pe
     leaks = leakage_report(good)
     kind = 'synthetic' if good['synthetic'].any() else 'real'
     if verbose: report(good, bad, leaks=leaks)
+    n0 = len(good)
     if remove_leaks and len(leaks):
-        n0 = len(good); good = drop_leaks(good, leaks)
+        good = drop_leaks(good, leaks)
         if verbose: print(f"removed {n0 - len(good)} image(s) that duplicate an image of another split")
+    summary = data_summary(good, bad, root, layout, n_leaks_removed=n0 - len(good))
     return SimpleNamespace(items=good.reset_index(drop=True), bad=bad, leaks=leaks, kind=kind, root=root, layout=layout,
-                           data_path=None if kind == 'synthetic' and data_path is None else str(root))
+                           data_path=None if kind == 'synthetic' and data_path is None else str(root), summary=summary)
+
+def data_summary(good, bad, root=None, layout=None, n_leaks_removed:int=0, max_bad:int=100) -> dict:
+    "What was read, for metrics.json's `data`: layout, images used, duplicates dropped, every skipped file with its reason (first `max_bad`)"
+    base = Path(root) if root is not None else None
+    if base is not None and base.is_file(): base = base.parent
+    def rel(p):
+        try: return Path(p).resolve().relative_to(base.resolve()).as_posix() if base is not None else str(p)
+        except ValueError: return str(p)
+    kinds = bad['reason'].map(_reason_kind).value_counts() if len(bad) else pd.Series(dtype=int)
+    return dict(layout=layout, n_images=int(len(good)), n_leaks_removed=int(n_leaks_removed), n_bad=int(len(bad)),
+                bad_reasons={str(k): int(v) for k, v in kinds.items()},
+                bad_files=[dict(file=rel(p), reason=str(r)) for p, r in list(zip(bad['path'], bad['reason']))[:max_bad]])
 
 # %% ../nbs/02b_experiment.ipynb #32c5d66a
 @contextmanager

@@ -103,3 +103,25 @@ def test_csv_dataset(tmp_path, photo_folder):
     run(nb, out, tmp_path, **TINY, pretrained=False, data_path=str(csv))
     m = check_metrics(out, "real")
     assert m["data"]["path"] and Path(m["data"]["path"]).name == "photos.csv"
+
+def test_bad_files_are_skipped_and_recorded(tmp_path, photo_folder):
+    "Broken and odd files inside a real dataset: the run finishes, and metrics.json lists each skipped file with its reason"
+    import shutil
+    from artnb.synth import write_bad_files
+    nb = "06_backbones"
+    if nb not in present([nb]): pytest.skip(f"{nb} is not in nbs/")
+    root = tmp_path / "photos"
+    shutil.copytree(photo_folder, root)
+    cls = sorted(p.name for p in root.iterdir() if p.is_dir())[0]
+    files = write_bad_files(root / cls)          # CMYK, 16-bit, RGBA, palette, EXIF-rotated ... and broken ones
+    broken = {"truncated_jpeg", "text_jpg", "empty_jpg", "tiny_png", "bomb_png"} & set(files)
+    assert broken, "write_bad_files wrote no broken file"
+    out = tmp_path / "out"
+    run(nb, out, tmp_path, **TINY, pretrained=False, data_path=str(root))
+    m = check_metrics(out, "real")
+    data = m["data"]
+    assert data["n_bad"] == len(broken), data["bad_files"]
+    assert {b["file"] for b in data["bad_files"]} == {f"{cls}/{Path(files[k]).name}" for k in broken}
+    assert all(b["reason"] for b in data["bad_files"]) and sum(data["bad_reasons"].values()) == len(broken)
+    n_photos = sum(1 for _ in photo_folder.rglob("*.jpg"))
+    assert data["n_images"] + data["n_leaks_removed"] == n_photos + len(files) - len(broken)
