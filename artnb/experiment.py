@@ -72,6 +72,7 @@ def experiment_data(data_path=None, layout=None, synth_layout:str='folder', n_pe
     items = scan(root, layout)
     good, bad = validate(items, verbose=False)
     if not len(good): raise ValueError(f"no valid images under {root} ({len(bad)} bad files)")
+    shipped = bool((good['split'] != '').any())   # the dataset's own split, which split_items keeps
     good = split_items(good, ratios=ratios, seed=seed)
     leaks = leakage_report(good)
     kind = 'synthetic' if good['synthetic'].any() else 'real'
@@ -80,7 +81,7 @@ def experiment_data(data_path=None, layout=None, synth_layout:str='folder', n_pe
     if remove_leaks and len(leaks):
         good = drop_leaks(good, leaks)
         if verbose: print(f"removed {n0 - len(good)} image(s) that duplicate an image of another split")
-    summary = data_summary(good, bad, root, layout, n_leaks_removed=n0 - len(good))
+    summary = dict(data_summary(good, bad, root, layout, n_leaks_removed=n0 - len(good)), shipped_split=shipped)
     return SimpleNamespace(items=good.reset_index(drop=True), bad=bad, leaks=leaks, kind=kind, root=root, layout=layout,
                            data_path=None if kind == 'synthetic' and data_path is None else str(root), summary=summary)
 
