@@ -8,16 +8,27 @@ Docs: https://artnb.github.io/artnb/experiment.html.md"""
 
 # %% ../nbs/02b_experiment.ipynb #25f9fc0b
 from __future__ import annotations
-import hashlib, json, os, shutil, tempfile, time
+import hashlib, json, math, os, shutil, tempfile, time, types, typing
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-import numpy as np, pandas as pd
-from .data import scan, validate, split_items, report, leakage_report, drop_leaks, detect_layout, _reason_kind
+import numpy as np, pandas as pd, yaml
+import matplotlib.pyplot as plt
+from fastai.vision.all import RandTransform
+from .data import (scan, validate, split_items, report, leakage_report, drop_leaks, detect_layout, task_labels,
+                        LAYOUTS, AUG_PRESETS, RESIZE_METHODS)
+from .learner import arch_source
+from .analysis import predictions, metrics_table, choose_threshold, apply_threshold, to_jsonable, load_metrics, save_fig
+from .recipes import probe_predictions, fit_artnb, kfold_splits, probs_table
+from . import synth
 
 # %% auto #0
-__all__ = ['repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data', 'data_summary', 'timed',
-           'paper_comparison', 'results_markdown']
+__all__ = ['RECIPE_NAMES', 'PARAM_RULES', 'repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data',
+           'data_summary', 'timed', 'paper_comparison', 'results_markdown', 'ParamError', 'coerce_param',
+           'notebook_params', 'check_params', 'work_dir', 'cleanup_work_dirs', 'history', 'collapse_warning', 'Run',
+           'flatten_metrics', 'run_recipe', 'CVRun', 'metric_of', 'compare_runs', 'probe_verdict', 'small_sample_note',
+           'runs_results', 'plot_compare']
 
 # %% ../nbs/02b_experiment.ipynb #028dee65
 def repo_root(start=None) -> Path | None:
@@ -29,8 +40,10 @@ def repo_root(start=None) -> Path | None:
     return None
 
 def figures_dir(notebook:str, out_dir=None) -> Path:
-    "`out_dir` if given, else `figures/<notebook>` in the checkout (or in cwd outside one); created"
-    d = Path(out_dir) if out_dir else (repo_root() or Path.cwd())/'figures'/notebook
+    "`out_dir` if given, else `figures/<notebook>` in the checkout (cwd outside one; a temp folder under nbdev-test); created"
+    if out_dir: d = Path(os.path.expanduser(str(out_dir)))
+    elif os.environ.get('IN_TEST'): d = Path(tempfile.gettempdir())/'artnb-test-figures'/notebook   # nbdev-test: never the committed figures
+    else: d = (repo_root() or Path.cwd())/'figures'/notebook
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -41,7 +54,6 @@ def synth_cache_dir() -> Path:
 
 def synthetic_root(layout:str, n_per_class:int=30, size:int=128, seed:int=42, **kw) -> Path:
     "Root of a cached `artnb.synth` dataset for these arguments, generated on first use"
-    from artnb import synth
     key = json.dumps(dict(layout=layout, n=int(n_per_class), size=int(size), seed=int(seed), kw=kw,
                           v=getattr(synth, '__version__', '')), sort_keys=True, default=str)
     name = f"{layout}-n{int(n_per_class)}-s{int(size)}-seed{int(seed)}-{hashlib.md5(key.encode()).hexdigest()[:8]}"
@@ -92,7 +104,7 @@ def data_summary(good, bad, root=None, layout=None, n_leaks_removed:int=0, max_b
     def rel(p):
         try: return Path(p).resolve().relative_to(base.resolve()).as_posix() if base is not None else str(p)
         except ValueError: return str(p)
-    kinds = bad['reason'].map(_reason_kind).value_counts() if len(bad) else pd.Series(dtype=int)
+    kinds = bad['reason'].map(lambda r: str(r).split(' (')[0]).value_counts() if len(bad) else pd.Series(dtype=int)
     return dict(layout=layout, n_images=int(len(good)), n_leaks_removed=int(n_leaks_removed), n_bad=int(len(bad)),
                 bad_reasons={str(k): int(v) for k, v in kinds.items()},
                 bad_files=[dict(file=rel(p), reason=str(r)) for p, r in list(zip(bad['path'], bad['reason']))[:max_bad]])
@@ -121,7 +133,6 @@ def paper_comparison(headline:dict, paper_reported:dict|None, data_kind:str) -> 
 # %% ../nbs/02b_experiment.ipynb #93237057
 def results_markdown(figures_root=None) -> str:
     "A markdown table of every experiment's headline results (from figures/*/metrics.json) beside the paper's"
-    from artnb.analysis import load_metrics
     root = Path(figures_root) if figures_root else (repo_root() or Path.cwd())/'figures'
     rows = []
     for f in sorted(root.glob('*/metrics.json')):
@@ -137,3 +148,382 @@ def results_markdown(figures_root=None) -> str:
     head = ("| notebook | paper | metric | ours | our data | paper's number (real data) | run time |\n"
             "|---|---|---|---|---|---|---|")
     return head + '\n' + '\n'.join(rows)
+
+# %% ../nbs/02b_experiment.ipynb #c1e89b9f
+class ParamError(ValueError):
+    "Invalid notebook parameters (every problem on one line each)"
+
+_NONE_STRINGS = ('', 'none', 'null')
+
+def _is_none(v): return v is None or (isinstance(v, str) and v.strip().lower() in _NONE_STRINGS)
+
+def _to_scalar(v, t, name):
+    if t is bool:
+        if isinstance(v, bool): return v
+        if isinstance(v, (int, float)) and v in (0, 1): return bool(v)
+        if isinstance(v, str) and v.strip().lower() in ('true', 'false', '1', '0', 'yes', 'no'):
+            return v.strip().lower() in ('true', '1', 'yes')
+        raise TypeError(f"{name}={v!r}: expected true or false")
+    if t is int:
+        if isinstance(v, bool): raise TypeError(f"{name}={v!r}: expected an integer")
+        if isinstance(v, int): return v
+        if isinstance(v, float) and v.is_integer(): return int(v)
+        if isinstance(v, str):
+            try: return int(v.strip())
+            except ValueError: pass
+        raise TypeError(f"{name}={v!r}: expected an integer")
+    if t is float:
+        if isinstance(v, bool): raise TypeError(f"{name}={v!r}: expected a number")
+        try: f = float(v)
+        except (TypeError, ValueError): raise TypeError(f"{name}={v!r}: expected a number") from None
+        if not math.isfinite(f): raise ValueError(f"{name}={v!r}: must be a finite number")
+        return f
+    if t is str:
+        if isinstance(v, (str, Path)): return str(v)
+        raise TypeError(f"{name}={v!r}: expected a string")
+    return v
+
+def _to_list(v, name):
+    if isinstance(v, (list, tuple)): return list(v)
+    if isinstance(v, str):
+        s = v.strip()
+        if s.startswith('['):
+            try: out = json.loads(s)
+            except json.JSONDecodeError:
+                try: out = yaml.safe_load(s)
+                except yaml.YAMLError: raise ValueError(f"{name}={v!r}: not a valid list") from None
+            if not isinstance(out, list): raise ValueError(f"{name}={v!r}: not a list")
+            return out
+        return [p.strip() for p in s.split(',') if p.strip()]
+    return [v]
+
+def coerce_param(name:str, value, annotation):
+    "`value` converted to the parameter type `annotation` (int, float, bool, str, list[...], X | None)"
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        if _is_none(value) and type(None) in args: return None
+        inner = [a for a in args if a is not type(None)]
+        errs = []
+        for a in inner:
+            try: return coerce_param(name, value, a)
+            except (TypeError, ValueError) as e: errs.append(str(e))
+        raise TypeError(errs[0] if len(errs) == 1 else f"{name}={value!r}: expected {' or '.join(getattr(a, '__name__', str(a)) for a in args)}")
+    if annotation is list or typing.get_origin(annotation) is list:
+        et = args[0] if args else None
+        return [_to_scalar(e, et, name) if et else e for e in _to_list(value, name)]
+    if annotation in (int, float, bool, str): return _to_scalar(value, annotation, name)
+    return value
+
+# %% ../nbs/02b_experiment.ipynb #e3afd65c
+def _int_min(lo):
+    return lambda v: None if v is None or v >= lo else f"must be >= {lo}"
+
+def _known_arch(v):
+    for a in ([v] if isinstance(v, str) else list(v or [])):
+        try: arch_source(a)
+        except ValueError as e: return str(e)
+
+def _one_of(choices):
+    return lambda v: None if v is None or all(x in choices for x in ([v] if isinstance(v, str) else v)) else \
+        f"{v!r}: use one of {list(choices)}"
+
+def _ratios(v):
+    if v is None: return None
+    if not 2 <= len(v) <= 3: return "needs 2 (train, valid) or 3 (train, valid, test) parts"
+    if any(x < 0 for x in v) or v[0] <= 0: return "parts must be >= 0 and train > 0"
+    if abs(sum(v) - 1) > 1e-6: return f"parts must sum to 1 (they sum to {sum(v):.3g})"
+
+def _positive(v): return None if v is None or v > 0 else "must be > 0"
+def _unit(v): return None if v is None or 0 <= v <= 1 else "must be between 0 and 1"
+def _lrs(v): return None if v is None or all(x > 0 for x in v) else "learning rates must be > 0"
+
+RECIPE_NAMES = ('paper', 'artnb')
+
+PARAM_RULES = {
+    'epochs': _int_min(1), 'img_size': _int_min(32), 'bs': _int_min(1), 'seed': _int_min(0), 'n_per_class': _int_min(2),
+    'synth_size': _int_min(32), 'cv_folds': _int_min(2), 'n_boot': _int_min(0), 'top_n': _int_min(2),
+    'lr': _positive, 'lrs': _lrs, 'boot_frac': _unit, 'arch': _known_arch, 'models': _known_arch,
+    'ratios': _ratios, 'recipe': _one_of(RECIPE_NAMES), 'layout': _one_of(LAYOUTS), 'aug': _one_of(AUG_PRESETS),
+    'resize': _one_of(RESIZE_METHODS), 'resize_methods': _one_of(RESIZE_METHODS),
+}
+
+def notebook_params(ns:dict) -> dict:
+    "The annotated parameters of a notebook namespace (its `parameters` cell), in order, with their current values"
+    ann = ns.get('__annotations__') or {}
+    return {k: ns[k] for k in ann if k in ns}
+
+def check_params(ns:dict, extra:dict|None=None, rules:dict|None=None) -> dict:
+    "Convert and check the annotated parameters in `ns` in place; raise one `ParamError` listing every problem"
+    ann = ns.get('__annotations__') or {}
+    if not ann: raise ParamError("no annotated parameters found: annotate the parameters cell (img_size: int = 64)")
+    rules = {**PARAM_RULES, **(rules or {}), **(extra or {})}
+    errs = []
+    for k, t in ann.items():
+        if k not in ns: continue
+        try: v = coerce_param(k, ns[k], t)
+        except (TypeError, ValueError) as e: errs.append(str(e)); continue
+        ns[k] = v
+        fn = rules.get(k)
+        if fn is not None:
+            msg = fn(v)
+            if msg: errs.append(f"{k}={v!r}: {msg}")
+    if errs: raise ParamError("bad parameters: " + '; '.join(errs))
+    return {k: ns[k] for k in ann if k in ns}
+
+# %% ../nbs/02b_experiment.ipynb #dd11e147
+_WORK_DIRS = []
+
+def work_dir(prefix:str='artnb') -> Path:
+    "A fresh scratch folder under `<tmp>/artnb-work`, removed at exit (or by `cleanup_work_dirs`)"
+    base = Path(tempfile.gettempdir())/'artnb-work'
+    base.mkdir(parents=True, exist_ok=True)
+    td = tempfile.TemporaryDirectory(prefix=f'{prefix}-', dir=base, ignore_cleanup_errors=True)
+    _WORK_DIRS.append(td)
+    return Path(td.name)
+
+def cleanup_work_dirs() -> int:
+    "Remove every folder made by `work_dir` in this process; returns how many were removed"
+    n = 0
+    while _WORK_DIRS: _WORK_DIRS.pop().cleanup(); n += 1
+    return n
+
+# %% ../nbs/02b_experiment.ipynb #9877adbf
+def history(learn) -> pd.DataFrame:
+    "The recorder's per-epoch values of `learn` (train/valid loss, metrics) as a DataFrame, one row per epoch"
+    rec = getattr(learn, 'recorder', None)
+    if rec is None or not len(rec.values): return pd.DataFrame()
+    names = [n for n in rec.metric_names[1:] if n != 'time']
+    rows = [dict(zip(names, map(float, v))) for v in rec.values]
+    df = pd.DataFrame(rows); df.insert(0, 'epoch', range(1, len(df) + 1))
+    return df
+
+def collapse_warning(preds:pd.DataFrame, name:str='the model') -> str | None:
+    "A plain warning when every prediction is the same class (None otherwise)"
+    if len(preds) < 2 or preds['pred'].nunique() > 1: return None
+    c = preds['pred'].iloc[0]
+    share = (preds['target'] == c).mean() if 'target' in preds else float('nan')
+    return (f"WARNING: {name} predicts '{c}' for all {len(preds)} evaluation images: its accuracy ({share:.3f}) is "
+            f"just the share of '{c}'. Read balanced accuracy and per-class recall instead; class weights "
+            f"(recipe='artnb') or a threshold chosen on validation are the usual fixes.")
+
+@dataclass
+class Run:
+    "One trained-and-evaluated recipe: predictions, metrics with CIs, history and what was learned"
+    name: str
+    recipe: str
+    preds: pd.DataFrame
+    table: pd.DataFrame
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fit_s: float = 0.0
+    threshold: float | None = None
+    tta_preds: pd.DataFrame | None = None
+    tta_table: pd.DataFrame | None = None
+    learn: object = None
+    warnings: list = field(default_factory=list)
+    fold: int | None = None
+    info: dict = field(default_factory=dict)
+    @property
+    def n(self) -> int: return len(self.preds)
+    def __getitem__(self, metric:str) -> float: return float(self.table.loc[metric, 'estimate'])
+    def summary(self) -> dict:
+        "JSON-able metrics: each metric's estimate, lo, hi; n; fit time; threshold; warnings"
+        out = dict(recipe=self.recipe, n=self.n, fit_s=round(self.fit_s, 2), threshold=self.threshold,
+                   warnings=self.warnings, metrics=flatten_metrics(self.table), **self.info)
+        if self.tta_table is not None: out['tta_metrics'] = flatten_metrics(self.tta_table)
+        return out
+
+def flatten_metrics(table:pd.DataFrame) -> dict:
+    "`metrics_table` output as {metric: estimate, metric_lo: .., metric_hi: ..}"
+    out = {}
+    for m, r in table.iterrows():
+        out[m] = float(r['estimate'])
+        for c in ('lo', 'hi'):
+            if c in r and pd.notna(r[c]): out[f'{m}_{c}'] = float(r[c])
+    return out
+
+# %% ../nbs/02b_experiment.ipynb #baf40597
+def _eval_rows(items, split):
+    rows = items[items['split'] == split]
+    if not len(rows): raise ValueError(f"no {split!r} rows to evaluate on")
+    return rows
+
+def _tta_preds(learn, rows, n=4):
+    "TTA probabilities (fastai `Learner.tta`: the train-time augmentations, `n` times, mixed with the plain prediction)"
+    if not any(isinstance(t, RandTransform) for t in learn.dls.train.after_batch.fs + learn.dls.train.after_item.fs
+               if not type(t).__name__ == 'Resize'):
+        raise ValueError("tta=True, but the training DataLoaders have no random augmentation: TTA would only repeat the "
+                         "plain prediction (use an aug preset)")
+    dl = learn.dls.test_dl(rows.assign(_y=[learn.dls.vocab[0]] * len(rows)).reset_index(drop=True), with_labels=False)
+    with learn.no_bar(): P, _ = learn.tta(dl=dl, n=n)
+    return P.float().numpy()
+
+def run_recipe(items:pd.DataFrame, recipe='artnb', *, arch:str='tf_efficientnet_lite0', pretrained:bool=True,
+               size:int|None=None, name:str|None=None, task:str='multiclass', target=None, label_col:str='label',
+               eval_split:str='test', threshold:str|None='auto', tta:bool=False, n_boot:int=1000, boot_frac:float=1.0,
+               seed:int=42, cv_folds:int|None=None, group_col:str='group', probe_kind:str='logreg', flip:bool=True,
+               keep_learner:bool=True, verbose:bool=True, metrics=None, **recipe_kw):
+    "Train `recipe` on the train/valid rows of `items` and evaluate it on `eval_split` (or by `cv_folds`-fold CV)"
+    rname = recipe if isinstance(recipe, str) else getattr(recipe, '__name__', 'custom')
+    name = name or rname
+    kw = dict(arch=arch, pretrained=pretrained, size=size, task=task, target=target, label_col=label_col, threshold=threshold,
+              tta=tta, n_boot=n_boot, boot_frac=boot_frac, seed=seed, probe_kind=probe_kind, flip=flip, metrics=metrics,
+              keep_learner=keep_learner, verbose=verbose, **recipe_kw)
+    if cv_folds:
+        strat = task_labels(items, task, target, label_col).astype(str)
+        folds = kfold_splits(items.assign(_cv_label=strat.values), int(cv_folds), seed=seed, label_col='_cv_label',
+                             group_col=group_col)
+        runs = []
+        for i, f in enumerate(folds):
+            r = _run_once(f.drop(columns='_cv_label'), recipe, rname, f"{name} [fold {i + 1}/{len(folds)}]",
+                          eval_split='test', **{**kw, 'keep_learner': False, 'verbose': False})
+            r.fold = i; runs.append(r)
+            if verbose: print(f"  {r.name:<40} accuracy {r['accuracy']:.3f}  balanced {r['balanced_accuracy']:.3f}  "
+                              f"(n={r.n}, {r.fit_s:.1f} s)")
+        cv = CVRun(name, rname, runs)
+        if verbose: print(cv.line())
+        for w in cv.warnings: print(w)
+        return cv
+    return _run_once(items, recipe, rname, name, eval_split=eval_split, **kw)
+
+def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, target, label_col, eval_split, threshold,
+              tta, n_boot, boot_frac, seed, probe_kind, flip, metrics, keep_learner, verbose, **recipe_kw):
+    ev = _eval_rows(items, eval_split)
+    t0 = time.perf_counter()
+    learn, hist, thr, tta_p, info = None, pd.DataFrame(), None, None, {}
+    if rname == 'probe' and isinstance(recipe, str):
+        fit_rows = items[items['split'].isin(['train', 'valid'])]
+        preds, probe = probe_predictions(fit_rows, ev, arch, pretrained, size, flip=flip, kind=probe_kind, task=task,
+                                         target=target, label_col=label_col, seed=seed)
+        info['probe_choice'] = {k.split('__')[-1]: v for k, v in probe.chosen_.items()} if hasattr(probe, 'chosen_') else {}
+    else:
+        if isinstance(recipe, str):
+            if recipe != 'artnb': raise ValueError(f"unknown recipe {recipe!r}: use 'probe', 'artnb' or a function items -> Learner")
+            learn = fit_artnb(items, arch, pretrained, size, task=task, target=target, label_col=label_col, seed=seed, **recipe_kw)
+            info['recipe_log'] = getattr(learn, 'recipe_log', {})
+            if threshold == 'auto': threshold = 'balanced_accuracy'
+        else: learn = recipe(items)
+        if threshold == 'auto': threshold = None
+        hist = history(learn)
+        with learn.no_bar():
+            preds = predictions(learn, ev)
+            if threshold and preds.attrs.get('classes') and len(preds.attrs['classes']) == 2:
+                vp = predictions(learn, _eval_rows(items, 'valid'))
+                if vp['target'].nunique() == 2:
+                    thr = choose_threshold(vp, goal=threshold)
+                    preds = apply_threshold(preds, thr)
+        if tta:
+            P = _tta_preds(learn, preds)
+            tta_p = probs_table(preds, P, preds.attrs['classes'], preds['target'] if 'target' in preds else None)
+            if thr is not None: tta_p = apply_threshold(tta_p, thr)
+    fit_s = time.perf_counter() - t0
+    mt = lambda p: metrics_table(p, ci=n_boot > 0, n=int(n_boot), seed=seed, frac=boot_frac, metrics=metrics)
+    run = Run(name, rname, preds, mt(preds), hist, fit_s, thr, tta_p, mt(tta_p) if tta_p is not None else None,
+              learn if keep_learner else None, info=info)
+    w = collapse_warning(preds, name)
+    if w: run.warnings.append(w)
+    if verbose:
+        print(f"{name:<40} {eval_split} accuracy {run['accuracy']:.3f}  balanced {run['balanced_accuracy']:.3f}  "
+              f"(n={run.n}, {fit_s:.1f} s)" + (f"  threshold {thr:.3f}" if thr is not None else ''))
+        for x in run.warnings: print(x)
+    return run
+
+@dataclass
+class CVRun:
+    "A recipe evaluated by k-fold cross-validation: one `Run` per fold; numbers are fold means ± standard deviations"
+    name: str
+    recipe: str
+    runs: list
+    @property
+    def n(self) -> int: return sum(r.n for r in self.runs)
+    @property
+    def k(self) -> int: return len(self.runs)
+    @property
+    def fit_s(self) -> float: return sum(r.fit_s for r in self.runs)
+    @property
+    def warnings(self) -> list: return [w for r in self.runs for w in r.warnings]
+    @property
+    def preds(self) -> pd.DataFrame:
+        "Out-of-fold predictions of every image (each image predicted by the model that did not train on it)"
+        df = pd.concat([r.preds.assign(fold=r.fold) for r in self.runs], ignore_index=True)
+        df.attrs['classes'] = self.runs[0].preds.attrs.get('classes'); return df
+    def folds(self) -> pd.DataFrame:
+        "Per-fold estimates: one row per fold, one column per metric"
+        return pd.DataFrame([{m: float(v) for m, v in r.table['estimate'].items()} for r in self.runs],
+                            index=pd.Index(range(1, self.k + 1), name='fold'))
+    def __getitem__(self, metric:str) -> float: return float(self.folds()[metric].mean())
+    def sd(self, metric:str) -> float: return float(self.folds()[metric].std(ddof=1)) if self.k > 1 else float('nan')
+    def line(self, metric:str='accuracy') -> str:
+        return (f"{self.name:<40} {self.k}-fold CV {metric} {self[metric]:.3f} ± {self.sd(metric):.3f} (sd over folds), "
+                f"balanced {self['balanced_accuracy']:.3f} ± {self.sd('balanced_accuracy'):.3f}; n={self.n} images")
+    def summary(self) -> dict:
+        f = self.folds()
+        return dict(recipe=self.recipe, n=self.n, cv_folds=self.k, fit_s=round(self.fit_s, 2), warnings=self.warnings,
+                    metrics={m: dict(mean=float(f[m].mean()), sd=self.sd(m), folds=[float(x) for x in f[m]]) for m in f.columns},
+                    **({'tta_metrics': {m: float(np.mean([r.tta_table.loc[m, 'estimate'] for r in self.runs]))
+                                        for m in self.runs[0].tta_table.index}} if self.runs[0].tta_table is not None else {}))
+
+def metric_of(run, metric:str='accuracy') -> tuple:
+    "(value, spread text) of a `Run` (bootstrap CI) or `CVRun` (fold sd)"
+    if isinstance(run, CVRun): return run[metric], f"± {run.sd(metric):.3f} sd over {run.k} folds"
+    t = run.table.loc[metric]
+    return float(t['estimate']), (f"95% CI {t['lo']:.3f}–{t['hi']:.3f}" if 'lo' in t and pd.notna(t['lo']) else 'no CI')
+
+# %% ../nbs/02b_experiment.ipynb #87484435
+def compare_runs(runs:dict, data_kind:str|None=None, metrics=('accuracy', 'balanced_accuracy', 'macro_f1')) -> pd.DataFrame:
+    "One row per run: each metric, its spread, n images, folds, fit seconds"
+    rows = []
+    for k, r in runs.items():
+        if r is None: continue
+        row = dict(run=k, recipe=r.recipe)
+        for m in metrics:
+            v, spread = metric_of(r, m); row[m] = round(v, 4); row[f'{m} spread'] = spread
+        row.update(n=r.n, folds=r.k if isinstance(r, CVRun) else None, fit_s=round(r.fit_s, 1), data=data_kind)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index('run')
+
+def probe_verdict(runs:dict, probe:str='probe', metric:str='accuracy') -> list:
+    "One sentence per run that scores below the probe on `metric` (empty when none does or there is no probe)"
+    if runs.get(probe) is None: return []
+    pv, _ = metric_of(runs[probe], metric)
+    out = []
+    for k, r in runs.items():
+        if k == probe or r is None: continue
+        v, spread = metric_of(r, metric)
+        if v < pv:
+            out.append(f"'{k}' ({metric} {v:.3f}, {spread}) scores below the frozen-feature probe ({pv:.3f}) on this data: "
+                       f"fine-tuning with this recipe did not beat a linear classifier on the pretrained features.")
+    return out
+
+def small_sample_note(n_eval:int, cv_folds:int|None=None, min_n:int=50) -> str | None:
+    "A note when a single evaluation split has fewer than `min_n` images and CV is off"
+    if cv_folds or n_eval >= min_n: return None
+    return (f"NOTE: the evaluation split has only {n_eval} images: every number below is a small-sample estimate "
+            f"(see the intervals). Set cv_folds (for example -p cv_folds 5) to train and test on every image in turn.")
+
+def runs_results(runs:dict) -> dict:
+    "JSON-able summaries of every run, for metrics.json"
+    return {k: r.summary() for k, r in runs.items() if r is not None}
+
+# %% ../nbs/02b_experiment.ipynb #98ffd851
+def plot_compare(runs:dict, metric:str='accuracy', data_kind:str|None=None, out_dir=None, name:str='recipes',
+                 probe:str='probe', title:str|None=None):
+    "Dot-and-whisker plot of `metric` for every run (CI or fold sd), with the probe as a reference line"
+    rs = {k: r for k, r in runs.items() if r is not None}
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(rs) + 1.4))
+    ys = np.arange(len(rs))[::-1]
+    for y, (k, r) in zip(ys, rs.items()):
+        v = r[metric]
+        if isinstance(r, CVRun): lo, hi = v - r.sd(metric), v + r.sd(metric)
+        else:
+            t = r.table.loc[metric]; lo, hi = (t['lo'], t['hi']) if 'lo' in t and pd.notna(t['lo']) else (v, v)
+        ax.errorbar(v, y, xerr=[[max(0, v - lo)], [max(0, hi - v)]], fmt='o', capsize=3,
+                    color='tab:gray' if k == probe else 'tab:blue')
+    if probe in rs: ax.axvline(rs[probe][metric], ls='--', color='tab:gray', lw=1, label='probe')
+    ax.set_yticks(ys); ax.set_yticklabels([f"{k} (n={r.n})" for k, r in rs.items()], fontsize=8)
+    ax.set_xlim(-0.02, 1.02)
+    cv = any(isinstance(r, CVRun) for r in rs.values())
+    ax.set_xlabel(f"{metric} ({'mean ± sd over folds' if cv else 'bootstrap 95% CI'})")
+    ax.set_title(title or f"Recipes compared [{data_kind or 'unknown'} data]", fontsize=9)
+    fig.tight_layout()
+    if out_dir is not None: save_fig(fig, out_dir, name)
+    return fig
