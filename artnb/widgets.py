@@ -97,20 +97,31 @@ def _resize_heat(heat, size):
 
 class PredictionViewer:
     """Upload one or many images -> each one's top-k probabilities and CAM side by side.
-    `results`: one dict per file (name, ok, error, topk, pred, prob, cam); `messages`: refusals and errors."""
+    `results`: one dict per file (name, ok, error, topk, pred, prob, cam); `messages`: refusals and errors; `files`: the last upload.
+    `trained_on` (e.g. 'synthetic', 'real', 'unknown'), when given, is printed in every row: what the model learnt from."""
     def __init__(self, predictor, cam_fn: Callable | None = None, k: int = 3, max_bytes: int = MAX_UPLOAD_BYTES,
                  max_pixels: int = MAX_UPLOAD_PIXELS, max_files: int = 16, thumb: int = 224,
-                 data_kind: str | None = None, title: str = 'Prediction viewer'):
+                 data_kind: str | None = None, title: str = 'Prediction viewer', trained_on: str | None = None):
         self.predictor = _as_predictor(predictor)
         self.cam_fn = cam_fn if cam_fn is not None else _default_cam(self.predictor)
         self.k, self.max_bytes, self.max_pixels, self.max_files, self.thumb = k, max_bytes, max_pixels, max_files, thumb
-        self.results, self.messages = [], []
+        self.trained_on = trained_on
+        self.results, self.messages, self.files = [], [], []
         tag = data_tag(data_kind)
         self.upload = W.FileUpload(accept='image/*', multiple=True, description='Upload image(s)')
         self.header = W.HTML(f'<b>{html.escape(title)}</b>' + (f' <i>(model trained on {tag})</i>' if tag else ''))
         self.msg = W.HTML(); self.out = W.VBox()
+        for w, c in ((self.upload, 'artnb-upload'), (self.msg, 'artnb-messages'), (self.out, 'artnb-rows')): w.add_class(c)
         self.widget = W.VBox([self.header, self.upload, self.msg, self.out])
         self.upload.observe(self._on_upload, names='value')
+
+    def set_predictor(self, predictor, cam_fn: Callable | None = None, trained_on: str | None = None) -> list:
+        "Swap in another model and analyse the files already uploaded again."
+        self.predictor = _as_predictor(predictor)
+        self.cam_fn = cam_fn if cam_fn is not None else _default_cam(self.predictor)
+        self.trained_on = trained_on
+        if self.files: return self.handle_uploads(self.files)
+        return self.results
 
     def _on_upload(self, change):
         files = [(f['name'], bytes(f['content'])) for f in (change['new'] or ())]
@@ -119,7 +130,7 @@ class PredictionViewer:
     def handle_uploads(self, files: Sequence[tuple]) -> list:
         "Validate, predict and explain `files` [(name, bytes)]; updates `results`, `messages` and the display."
         self.results, self.messages = [], []
-        files = list(files)
+        files = self.files = list(files)
         if len(files) > self.max_files:
             self.messages.append(f'{len(files)} files uploaded; only the first {self.max_files} are used')
             files = files[:self.max_files]
@@ -151,18 +162,24 @@ class PredictionViewer:
         return self.results
 
     def _render(self):
-        self.msg.value = ''.join(f'<div style="color:#b00">{html.escape(m)}</div>' for m in self.messages)
+        self.msg.value = ''.join(f'<div class="artnb-refusal" style="color:#b00">{html.escape(m)}</div>' for m in self.messages)
         rows = []
         for r in self.results:
             if not r['ok'] or 'topk' not in r: continue
             img = r['image']; kids = [W.Image(value=_png_bytes(img, self.thumb), format='png')]
+            kids[0].add_class('artnb-original')
             if r.get('cam') is not None:
                 ov = cam_overlay(np.asarray(img, dtype=np.float32) / 255, r['cam'])
-                kids.append(W.Image(value=_png_bytes(ov, self.thumb), format='png'))
+                kids.append(W.Image(value=_png_bytes(ov, self.thumb), format='png')); kids[-1].add_class('artnb-cam')
             tbl = ''.join(f'<tr><td>{html.escape(c)}</td><td>{p:.1%}</td></tr>' for c, p in r['topk'])
+            t = self.trained_on
+            seen = f"<br><small>model trained on: <b>{html.escape(data_tag(t) if t in ('synthetic', 'real') else t)}</b></small>" if t else ''
             kids.append(W.HTML(f"<b>{html.escape(r['name'])}</b><br>prediction: <b>{html.escape(r['pred'])}</b> "
-                               f"({r['prob']:.1%})<table>{tbl}</table>"))
-            rows.append(W.HBox(kids))
+                               f"({r['prob']:.1%})<table>{tbl}</table>{seen}"
+                               + ('<br><small>beside the original: its CAM for the top class (red: most evidence)</small>'
+                                  if r.get('cam') is not None else ''), layout=W.Layout(margin='0 0 0 12px')))
+            kids[-1].add_class('artnb-prediction')
+            rows.append(W.HBox(kids)); rows[-1].add_class('artnb-row')
         self.out.children = rows
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
