@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, pandas as pd, yaml
-import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt, torch, warnings
+from torch.utils.flop_counter import FlopCounterMode
+from safetensors.torch import save as st_save
 from fastai.vision.all import RandTransform
 from .data import (scan, validate, split_items, report, leakage_report, drop_leaks, detect_layout, task_labels,
                         LAYOUTS, AUG_PRESETS, RESIZE_METHODS)
-from .learner import arch_source
+from .learner import arch_source, body_features
 from .analysis import predictions, metrics_table, choose_threshold, apply_threshold, to_jsonable, load_metrics, save_fig
 from .recipes import probe_predictions, fit_artnb, kfold_splits, probs_table
 from . import synth
@@ -28,7 +30,7 @@ __all__ = ['RECIPE_NAMES', 'PARAM_RULES', 'repo_root', 'figures_dir', 'synth_cac
            'data_summary', 'timed', 'paper_comparison', 'results_markdown', 'ParamError', 'coerce_param',
            'notebook_params', 'check_params', 'work_dir', 'cleanup_work_dirs', 'history', 'collapse_warning', 'Run',
            'flatten_metrics', 'run_recipe', 'CVRun', 'metric_of', 'compare_runs', 'probe_verdict', 'small_sample_note',
-           'runs_results', 'plot_compare']
+           'runs_results', 'plot_compare', 'model_structure']
 
 # %% ../nbs/02b_experiment.ipynb #028dee65
 def repo_root(start=None) -> Path | None:
@@ -131,25 +133,37 @@ def paper_comparison(headline:dict, paper_reported:dict|None, data_kind:str) -> 
                          "paper (its real data)": [_fmt(paper_reported.get(k)) for k in keys]})
 
 # %% ../nbs/02b_experiment.ipynb #93237057
-def results_markdown(figures_root=None) -> str:
+def _headline_n(results:dict, key:str):
+    "How many images a headline number came from: results.headline_n, else the size of the evaluation split"
+    n = (results.get('headline_n') or {}).get(key)
+    if n is None:
+        data = results.get('data') or {}
+        sn = data.get('split_n') or {}
+        n = sn.get(data.get('eval_split', 'test')) or sn.get('test')
+    return int(n) if n is not None else None
+
+def results_markdown(figures_root=None, small_n:int=30) -> str:
     "A markdown table of every experiment's headline results (from figures/*/metrics.json) beside the paper's"
     root = Path(figures_root) if figures_root else (repo_root() or Path.cwd())/'figures'
     rows = []
     for f in sorted(root.glob('*/metrics.json')):
         m = load_metrics(f)
-        head = (m.get('results') or {}).get('headline') or {}
+        res = m.get('results') or {}
+        head = res.get('headline') or {}
         paper = m.get('paper_reported') or {}
         kind = m['data']['kind']
-        rt = (m.get('results') or {}).get('runtime_s')
+        rt = res.get('runtime_s')
         for k in list(head) + [k for k in paper if k not in head]:
-            rows.append(f"| `{m['notebook']}` | {m['paper']} | {k} | {_fmt(head.get(k))} | {kind} | {_fmt(paper.get(k))} | "
+            n = _headline_n(res, k) if k in head else None
+            ntxt = '–' if n is None else (f"{n} (small)" if n < small_n else str(n))
+            rows.append(f"| `{m['notebook']}` | {m['paper']} | {k} | {_fmt(head.get(k))} | {ntxt} | {kind} | {_fmt(paper.get(k))} | "
                         f"{_fmt(rt) + ' s' if rt is not None else '–'} |")
     if not rows: return '_No experiment has written figures/*/metrics.json yet._'
-    head = ("| notebook | paper | metric | ours | our data | paper's number (real data) | run time |\n"
-            "|---|---|---|---|---|---|---|")
+    head = ("| notebook | paper | metric | ours | n images | our data | paper's number (real data) | run time |\n"
+            "|---|---|---|---|---|---|---|---|")
     return head + '\n' + '\n'.join(rows)
 
-# %% ../nbs/02b_experiment.ipynb #c1e89b9f
+# %% ../nbs/02b_experiment.ipynb #9969c063
 class ParamError(ValueError):
     "Invalid notebook parameters (every problem on one line each)"
 
@@ -214,7 +228,7 @@ def coerce_param(name:str, value, annotation):
     if annotation in (int, float, bool, str): return _to_scalar(value, annotation, name)
     return value
 
-# %% ../nbs/02b_experiment.ipynb #e3afd65c
+# %% ../nbs/02b_experiment.ipynb #1df703b2
 def _int_min(lo):
     return lambda v: None if v is None or v >= lo else f"must be >= {lo}"
 
@@ -270,7 +284,7 @@ def check_params(ns:dict, extra:dict|None=None, rules:dict|None=None) -> dict:
     if errs: raise ParamError("bad parameters: " + '; '.join(errs))
     return {k: ns[k] for k in ann if k in ns}
 
-# %% ../nbs/02b_experiment.ipynb #dd11e147
+# %% ../nbs/02b_experiment.ipynb #ffcb484e
 _WORK_DIRS = []
 
 def work_dir(prefix:str='artnb') -> Path:
@@ -287,7 +301,7 @@ def cleanup_work_dirs() -> int:
     while _WORK_DIRS: _WORK_DIRS.pop().cleanup(); n += 1
     return n
 
-# %% ../nbs/02b_experiment.ipynb #9877adbf
+# %% ../nbs/02b_experiment.ipynb #49968360
 def history(learn) -> pd.DataFrame:
     "The recorder's per-epoch values of `learn` (train/valid loss, metrics) as a DataFrame, one row per epoch"
     rec = getattr(learn, 'recorder', None)
@@ -341,7 +355,7 @@ def flatten_metrics(table:pd.DataFrame) -> dict:
             if c in r and pd.notna(r[c]): out[f'{m}_{c}'] = float(r[c])
     return out
 
-# %% ../nbs/02b_experiment.ipynb #baf40597
+# %% ../nbs/02b_experiment.ipynb #5407f284
 def _eval_rows(items, split):
     rows = items[items['split'] == split]
     if not len(rows): raise ValueError(f"no {split!r} rows to evaluate on")
@@ -363,7 +377,7 @@ def run_recipe(items:pd.DataFrame, recipe='artnb', *, arch:str='tf_efficientnet_
                seed:int=42, cv_folds:int|None=None, group_col:str='group', probe_kind:str='logreg', flip:bool=True,
                keep_learner:bool=True, verbose:bool=True, metrics=None, **recipe_kw):
     "Train `recipe` on the train/valid rows of `items` and evaluate it on `eval_split` (or by `cv_folds`-fold CV)"
-    rname = recipe if isinstance(recipe, str) else getattr(recipe, '__name__', 'custom')
+    rname = recipe if isinstance(recipe, str) else (getattr(recipe, '__name__', None) or getattr(getattr(recipe, 'func', None), '__name__', 'custom'))
     name = name or rname
     kw = dict(arch=arch, pretrained=pretrained, size=size, task=task, target=target, label_col=label_col, threshold=threshold,
               tta=tta, n_boot=n_boot, boot_frac=boot_frac, seed=seed, probe_kind=probe_kind, flip=flip, metrics=metrics,
@@ -468,7 +482,7 @@ def metric_of(run, metric:str='accuracy') -> tuple:
     t = run.table.loc[metric]
     return float(t['estimate']), (f"95% CI {t['lo']:.3f}–{t['hi']:.3f}" if 'lo' in t and pd.notna(t['lo']) else 'no CI')
 
-# %% ../nbs/02b_experiment.ipynb #87484435
+# %% ../nbs/02b_experiment.ipynb #4d15e394
 def compare_runs(runs:dict, data_kind:str|None=None, metrics=('accuracy', 'balanced_accuracy', 'macro_f1')) -> pd.DataFrame:
     "One row per run: each metric, its spread, n images, folds, fit seconds"
     rows = []
@@ -504,7 +518,7 @@ def runs_results(runs:dict) -> dict:
     "JSON-able summaries of every run, for metrics.json"
     return {k: r.summary() for k, r in runs.items() if r is not None}
 
-# %% ../nbs/02b_experiment.ipynb #98ffd851
+# %% ../nbs/02b_experiment.ipynb #20f16599
 def plot_compare(runs:dict, metric:str='accuracy', data_kind:str|None=None, out_dir=None, name:str='recipes',
                  probe:str='probe', title:str|None=None):
     "Dot-and-whisker plot of `metric` for every run (CI or fold sd), with the probe as a reference line"
@@ -527,3 +541,33 @@ def plot_compare(runs:dict, metric:str='accuracy', data_kind:str|None=None, out_
     fig.tight_layout()
     if out_dir is not None: save_fig(fig, out_dir, name)
     return fig
+
+# %% ../nbs/02b_experiment.ipynb #d0666914
+def _sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize()
+
+def model_structure(model, arch:str, size:int=224, speed_reps:int=3) -> dict:
+    "Parameters, GMACs/GFLOPs at `size`, safetensors MiB (ours and with a 1000-class head) and ms per image of `model`"
+    model = model.eval(); dev = next(model.parameters()).device
+    body = model[0]
+    nf = body_features(body, 64)[0]
+    n_all, n_body = sum(q.numel() for q in model.parameters()), sum(q.numel() for q in body.parameters())
+    row = dict(arch=arch, params_M=n_all / 1e6, params_imagenet_head_M=(n_body + nf * 1000 + 1000) / 1e6)
+    x = torch.zeros(1, 3, int(size), int(size), device=dev)
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc: model(x)
+        row['GMACs'], row['GFLOPs'] = fc.get_total_flops() / 2e9, fc.get_total_flops() / 1e9
+    except Exception as e:
+        warnings.warn(f"{arch}: no FLOP count at {size} px ({type(e).__name__}: {e})"); row['GMACs'] = row['GFLOPs'] = None
+    size_mib = len(st_save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})) / 2**20
+    row['size_MiB'] = size_mib
+    row['size_imagenet_head_MiB'] = size_mib + (row['params_imagenet_head_M'] - row['params_M']) * 1e6 * 4 / 2**20
+    row['ms_per_image'] = None
+    if speed_reps and row['GMACs'] is not None:
+        ts = []
+        with torch.inference_mode():
+            model(x)   # warm-up
+            for _ in range(int(speed_reps)):
+                _sync(dev); t0 = time.perf_counter(); model(x); _sync(dev); ts.append(time.perf_counter() - t0)
+        row['ms_per_image'] = 1000 * float(np.median(ts))
+    return row

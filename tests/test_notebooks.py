@@ -1,9 +1,10 @@
 """Papermill runs of the experiment notebooks and the demo, with tiny parameters.
 
-`nbdev-test` already runs every notebook with its defaults; these add the runs a user makes:
-tiny synthetic runs, and the paper-faithful parameter files with tiny overrides on a generic
-folder-per-class dataset of real photographs (crops of the two photos scikit-learn ships). Each
-run must write a metrics.json that follows the shared schema with values in range."""
+`nbdev-test` already runs every notebook with its defaults, so these never repeat a default run; they add the runs
+a user makes: tiny synthetic runs with the artnb recipe and 2-fold cross-validation (the paths the defaults do not
+take), the paper-faithful parameter files with tiny overrides on a generic folder-per-class dataset of real
+photographs (crops of the two photos scikit-learn ships), and bad parameters. Each run must write a metrics.json
+that follows the shared schema with values in range, with the probe beside the paper's recipe."""
 import json, math, os
 from pathlib import Path
 import numpy as np
@@ -33,13 +34,27 @@ def _numbers(d, key=""):
 
 RATE_KEYS = ("acc", "accuracy", "f1", "precision", "recall", "auc", "ap", "top", "ece", "rate", "frac", "share")
 
-def check_metrics(out_dir, kind):
+def probe_accuracy(results):
+    "The probe's accuracy (fold mean under CV) from results.probe"
+    acc = results["probe"]["metrics"]["accuracy"]
+    return acc["mean"] if isinstance(acc, dict) else acc
+
+def check_metrics(out_dir, kind, recipe=None, cv_folds=None):
     p = Path(out_dir) / "metrics.json"
     assert p.exists(), f"{p} was not written"
     m = json.loads(p.read_text())
     validate_metrics(m)
     assert m["data"]["kind"] == kind
     assert m["results"], "results are empty"
+    if recipe is not None:   # an experiment notebook: the probe stands beside every result
+        res = m["results"]
+        assert res["recipe"] == recipe
+        assert 0 <= probe_accuracy(res) <= 1
+        if recipe == "artnb": assert "artnb" in res and res["artnb"]["recipe"] == "artnb"
+        if cv_folds:
+            assert res["probe"]["cv_folds"] == cv_folds
+            assert len(res["probe"]["metrics"]["accuracy"]["folds"]) == cv_folds
+            assert res["probe"]["n"] >= cv_folds
     n_rates = 0
     for k, v in _numbers(m["results"]):
         assert math.isfinite(v), f"{k} = {v}"
@@ -55,10 +70,22 @@ def run(nb, out_dir, tmp_path, **params):
                                parameters=dict(out_dir=str(out_dir), **params), cwd=str(NBS),
                                kernel_name="python3", progress_bar=False)
 
-@pytest.mark.parametrize("nb", present(ALL))
-def test_tiny_synthetic(nb, tmp_path):
+@pytest.mark.parametrize("nb", present(EXPERIMENTS))
+def test_tiny_synthetic_artnb_recipe_cv(nb, tmp_path):
+    "The artnb recipe and 2-fold CV of the main comparison, on tiny synthetic data"
+    import yaml
     out = tmp_path / "out"
-    run(nb, out, tmp_path, **TINY)
+    params = dict(TINY, recipe="artnb", cv_folds=2)
+    if nb in SHRINK:
+        paper = yaml.safe_load((NBS / "params" / f"{nb}.paper.yaml").read_text())
+        params.update(SHRINK[nb](paper))
+    run(nb, out, tmp_path, **params)
+    check_metrics(out, "synthetic", recipe="artnb", cv_folds=2)
+
+def test_tiny_demo(tmp_path):
+    if "08_demo" not in present(["08_demo"]): pytest.skip("08_demo is not in nbs/")
+    out = tmp_path / "out"
+    run("08_demo", out, tmp_path, **TINY)
     check_metrics(out, "synthetic")
 
 @pytest.fixture(scope="module")
@@ -90,7 +117,7 @@ def test_paper_params_on_real_photos(nb, tmp_path, photo_folder):
     if nb in SHRINK: params.update(SHRINK[nb](params))
     out = tmp_path / "out"
     run(nb, out, tmp_path, **params)
-    check_metrics(out, "real")
+    check_metrics(out, "real", recipe="paper")
 
 def test_csv_dataset(tmp_path, photo_folder):
     "A generic CSV dataset (a file with path,label columns, absolute paths) through an experiment notebook's defaults"
@@ -125,3 +152,41 @@ def test_bad_files_are_skipped_and_recorded(tmp_path, photo_folder):
     assert all(b["reason"] for b in data["bad_files"]) and sum(data["bad_reasons"].values()) == len(broken)
     n_photos = sum(1 for _ in photo_folder.rglob("*.jpg"))
     assert data["n_images"] + data["n_leaks_removed"] == n_photos + len(files) - len(broken)
+
+
+def test_help_notebook_lists_every_parameter_with_a_type():
+    "papermill --help-notebook must see every annotated parameter of every experiment notebook, each with a type"
+    import ast
+    for nb in present(EXPERIMENTS + ["08_demo"]):
+        info = papermill.inspect_notebook(str(NBS / f"{nb}.ipynb"))
+        cell = next(c for c in json.loads((NBS / f"{nb}.ipynb").read_text())["cells"]
+                    if "parameters" in c.get("metadata", {}).get("tags", []))
+        names = [n.target.id for n in ast.parse("".join(cell["source"])).body if isinstance(n, ast.AnnAssign)]
+        assert names, f"{nb}: no annotated parameters"
+        assert sorted(info) == sorted(names), f"{nb}: papermill sees {sorted(set(names) - set(info))} missing"
+        untyped = [k for k, v in info.items() if v["inferred_type_name"] in ("None", "", None)]
+        assert not untyped, f"{nb}: parameters without a type: {untyped}"
+
+@pytest.mark.parametrize("bad, message", [({"img_size": 7}, "img_size=7: must be >= 32"),
+                                          ({"epochs": 0}, "epochs=0: must be >= 1"),
+                                          ({"models": "nope_net"}, "Unknown architecture 'nope_net'"),
+                                          ({"ratios": "0.5,0.2"}, "sum to 1")])
+def test_bad_parameters_fail_fast_and_write_nothing(bad, message, tmp_path):
+    "A bad parameter stops the notebook at check_params with one line, before any folder or figure is written"
+    import tempfile
+    work = Path(tempfile.gettempdir()) / "artnb-work"
+    before = set(work.glob("*")) if work.exists() else set()
+    out = tmp_path / "out"
+    with pytest.raises(papermill.PapermillExecutionError) as e:
+        run("06_backbones", out, tmp_path, **bad)
+    assert message in str(e.value) and "ParamError" in str(e.value)
+    assert not out.exists(), "a failed parameter check created the output folder"
+    after = set(work.glob("*")) if work.exists() else set()
+    assert after == before, f"scratch folders left behind: {after - before}"
+
+def test_list_parameter_as_typed_on_the_command_line(tmp_path):
+    "-p models resnet50 arrives as a string; check_params makes it a one-item list (shown by the unknown-name error)"
+    out = tmp_path / "out"
+    with pytest.raises(papermill.PapermillExecutionError) as e:
+        run("06_backbones", out, tmp_path, models="tf_efficientnet_lite0,resnet5O")
+    assert "Unknown architecture 'resnet5O'" in str(e.value) and "'r'" not in str(e.value)
