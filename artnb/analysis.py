@@ -587,7 +587,7 @@ def save_metrics(out_dir, notebook: str, paper: str, data_kind: str, data_path, 
     validate_metrics(d)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     p = out / 'metrics.json'
-    p.write_text(json.dumps(d, indent=1, allow_nan=False, ensure_ascii=False) + '\n')
+    p.write_text(json.dumps(d, indent=1, allow_nan=False) + '\n', encoding='utf-8')   # ASCII escapes: odd (non-UTF-8) file names never crash the write
     return p
 
 def load_metrics(path) -> dict:

@@ -6,18 +6,21 @@ Docs: https://artnb.github.io/artnb/data.html.md"""
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'IMAGE_EXTS', 'ARTBENCH_STYLES', 'WIKIART_STYLES', 'ITEM_COLS', 'SPLIT_NAMES', 'META_EXTS',
-           'AI_SOURCE_WORDS', 'HUMAN_SOURCE_WORDS', 'SCANNERS', 'DEFAULT_MAX_PIXELS', 'META_COLS', 'LEAK_COLS',
-           'AUG_PRESETS', 'IMAGENET_STATS', 'TASKS', 'RESIZE_METHODS', 'DATASETS', 'unwrap_root', 'resolve_layout',
-           'detect_layout', 'scan_best_artworks', 'scan_ai_artbench', 'scan_artbench10', 'scan_wikiart', 'scan_monet',
-           'scan_sources', 'scan_folder', 'scan_csv', 'scan', 'to_rgb', 'load_rgb', 'BadImage', 'estimate_jpeg_quality',
+           'AI_SOURCE_WORDS', 'HUMAN_SOURCE_WORDS', 'SCANNERS', 'DEFAULT_MAX_PIXELS', 'DEFAULT_MAX_BYTES',
+           'IMAGE_FORMATS', 'META_COLS', 'LEAK_COLS', 'AUG_PRESETS', 'IMAGENET_STATS', 'TASKS', 'RESIZE_METHODS',
+           'DATASETS', 'unwrap_root', 'resolve_layout', 'detect_layout', 'scan_best_artworks', 'scan_ai_artbench',
+           'scan_artbench10', 'scan_wikiart', 'scan_monet', 'scan_sources', 'scan_folder', 'scan_csv', 'scan',
+           'BadImage', 'UsageError', 'read_regular_file', 'open_image', 'to_rgb', 'load_rgb', 'estimate_jpeg_quality',
            'inspect_image', 'write_bad_fixture', 'validate', 'validation_summary', 'ArtImage', 'split_items',
            'leakage_report', 'drop_leaks', 'bias_features', 'cramers_v', 'majority_rule_accuracy', 'bias_report',
            'report', 'cache_key', 'cache_resized', 'shear_mat', 'vflip_mat', 'Shear', 'VFlip', 'ColorJitter',
            'gaussian_blur', 'NoiseBlur', 'ToGrayscale', 'aug_tfms', 'task_labels', 'art_dls', 'test_dl',
-           'kaggle_credentials', 'can_reach', 'download', 'scan_main', 'scan_cli']
+           'kaggle_credentials', 'can_reach', 'download', 'escape_stdio', 'one_line', 'check_writable',
+           'write_csv_atomic', 'check_number', 'scan_main', 'run_cli', 'scan_cli']
 
 # %% ../nbs/00_data.ipynb #d33cc8dc
-import os, io, re, sys, csv, json, math, time, random, socket, hashlib, warnings, threading, unicodedata, tarfile, difflib
+import os, io, re, sys, csv, json, math, time, stat, errno, random, socket, hashlib, warnings, threading, unicodedata, tarfile, difflib
+import contextlib, tempfile
 from pathlib import Path
 from functools import partial
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 import imagehash
 import torch, torch.nn.functional as F
 from fastcore.basics import store_attr
-from fastcore.script import call_parse, CliError
+from fastcore.script import call_parse, CliError, is_cli
 from fastprogress.fastprogress import progress_bar
 with warnings.catch_warnings():   # keep `artnb-scan`'s stderr to its own messages
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
@@ -52,7 +55,7 @@ LAYOUTS = {
     'csv':           "A CSV (a file, or ROOT/items.csv / ROOT/labels.csv) with columns path,label[,source][,split]",
 }
 
-IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff'}
+IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif'}   # the one list every reader uses (scan, artnb-predict)
 ARTBENCH_STYLES = ['art_nouveau', 'baroque', 'expressionism', 'impressionism', 'post_impressionism', 'realism',
                    'renaissance', 'romanticism', 'surrealism', 'ukiyo_e']
 WIKIART_STYLES = ['Abstract_Expressionism', 'Action_painting', 'Analytical_Cubism', 'Art_Nouveau_Modern', 'Baroque',
@@ -183,8 +186,15 @@ def _detect(root):
                      + '; '.join(f'{k}: {v}' for k, v in LAYOUTS.items()))
 
 # %% ../nbs/00_data.ipynb #15508205
+def _abspath(p):
+    "Absolute, symlink-resolved form of `p`; a broken symlink or a symlink loop keeps its own (absolute) name"
+    try:
+        if os.path.islink(p) and not os.path.exists(p): return os.path.abspath(p)
+        return str(Path(p).resolve())
+    except (RuntimeError, OSError): return os.path.abspath(p)
+
 def _row(path, label, source, split='', artist='', style='', is_ai=False):
-    return dict(path=str(Path(path).resolve()), label=str(label), source=str(source), split=split,
+    return dict(path=_abspath(path), label=str(label), source=str(source), split=split,
                 artist=str(artist), style=str(style), is_ai=bool(is_ai))
 
 def _frame(rows, layout, root):
@@ -329,6 +339,16 @@ def _as_bool(v):
     if pd.isna(v): return False
     return str(v).strip().lower() in ('1', 'true', 'yes', 'y', 'ai')
 
+_CTRL = re.compile(r'[\x00-\x1f\x7f]')
+
+def _read_items_csv(path):
+    "The CSV at `path` as strings; `ValueError` with one line for an empty, non-UTF-8 or malformed file"
+    try: return pd.read_csv(path, dtype=str, keep_default_na=False, encoding='utf-8')
+    except pd.errors.EmptyDataError: raise ValueError(f"{path} is empty: it needs a header row path,label and one row per image") from None
+    except UnicodeDecodeError: raise ValueError(f"{path} is not UTF-8 text: save it as UTF-8 CSV") from None
+    except (pd.errors.ParserError, csv.Error, ValueError) as e:
+        raise ValueError(f"{path} is not a readable CSV ({str(e).strip().splitlines()[-1][:200]})") from None
+
 def scan_csv(path):
     "Items from a CSV with columns path,label[,source][,split][,artist][,style][,is_ai]; relative paths from the CSV's folder"
     path = Path(path)
@@ -336,14 +356,30 @@ def scan_csv(path):
         cands = [path/n for n in ('items.csv', 'labels.csv') if (path/n).is_file()]
         if not cands: raise FileNotFoundError(f"no items.csv or labels.csv in {path}")
         path = cands[0]
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = _read_items_csv(path)
     missing = {'path', 'label'} - set(df.columns)
-    if missing: raise ValueError(f"{path} lacks column(s) {sorted(missing)}: it needs path,label[,source][,split] (has {list(df.columns)})")
-    base = path.parent
-    rows = [_row(p if Path(p).is_absolute() else base/p, r['label'], r.get('source') or 'csv',
-                 SPLIT_NAMES.get(str(r.get('split', '')).strip().lower(), ''), r.get('artist', ''), r.get('style', ''),
-                 _as_bool(r.get('is_ai', False)))
-            for p, r in zip(df['path'], df.to_dict('records'))]
+    if missing: raise ValueError(f"{path} lacks column(s) {sorted(missing)}: it needs path,label[,source][,split] (has {list(df.columns)[:10]})")
+    if not len(df): raise ValueError(f"{path} has a header but no rows: add one row path,label per image")
+    base, rows, seen = path.parent, [], {}
+    for i, r in enumerate(df.to_dict('records')):
+        line, p, label = i + 2, r['path'].strip(), r['label'].strip()
+        where = f"{path} line {line}"
+        if not p: raise ValueError(f"{where}: empty path")
+        if not label or _CTRL.search(label): raise ValueError(f"{where} ({p}): label {r['label']!r} is empty or holds control characters")
+        if _CTRL.search(p): raise ValueError(f"{where}: path {p!r} holds control characters")
+        split = str(r.get('split', '')).strip().lower()
+        if split and split not in SPLIT_NAMES:
+            raise ValueError(f"{where} ({p}): split {r['split']!r} is not one of {sorted(set(SPLIT_NAMES))} (or empty)")
+        if not Path(p).is_absolute() and os.path.normpath(p).split(os.sep)[0] == '..':
+            raise ValueError(f"{where}: {p!r} points outside the CSV's folder {base}: write it as an absolute path if you mean it")
+        full = p if Path(p).is_absolute() else base/p
+        key = os.path.normpath(str(full))
+        if key in seen and seen[key] != label:
+            raise ValueError(f"{where}: {p} is listed twice with different labels ({seen[key]!r} and {label!r})")
+        if key in seen: continue
+        seen[key] = label
+        rows.append(_row(full, label, r.get('source') or 'csv', SPLIT_NAMES.get(split, ''), r.get('artist', ''),
+                         r.get('style', ''), _as_bool(r.get('is_ai', False))))
     return _frame(rows, 'csv', path.parent)
 
 SCANNERS = {'best-artworks': scan_best_artworks, 'ai-artbench': scan_ai_artbench, 'artbench10': scan_artbench10,
@@ -362,6 +398,85 @@ def scan(root, layout=None) -> pd.DataFrame:
     if not len(df): raise ValueError(f"no files found in {root} for layout {layout!r} ({LAYOUTS[layout]})")
     if _read_synthetic(root) is not None: df['synthetic'] = True
     return df
+
+# %% ../nbs/00_data.ipynb #392bfb44
+DEFAULT_MAX_PIXELS = 89_478_485   # PIL's default warning limit (about 0.25 GB of RGB pixels)
+DEFAULT_MAX_BYTES = 256 * 2**20   # the largest image file read at all (256 MiB)
+IMAGE_FORMATS = ('JPEG', 'MPO', 'PNG', 'WEBP', 'BMP', 'TIFF', 'GIF')   # the PIL formats every reader accepts
+
+class BadImage(Exception):
+    "A file that cannot be used as an image; `reason` says why (the message also names the file when `path` is given)"
+    def __init__(self, reason, path=None):
+        super().__init__(reason if path is None else f"{os.fspath(path)}: {reason}")
+        self.reason, self.path = reason, path
+
+class UsageError(CliError):
+    "A command-line argument is wrong (missing path, invalid number, unwritable output): CLIs exit with status 2"
+    code = 2
+
+_KINDS = [(stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket')]
+
+def _kind(mode): return next((k for f, k in _KINDS if f(mode)), 'a special file')
+
+def read_regular_file(path, max_bytes:int=DEFAULT_MAX_BYTES) -> bytes:
+    "Bytes of `path` if it is (a symlink to) a regular file of at most `max_bytes`, else `BadImage` saying what it is"
+    p = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) | getattr(os, 'O_NOCTTY', 0) | getattr(os, 'O_BINARY', 0)
+    try: fd = os.open(p, flags)   # non-blocking: opening a FIFO returns at once instead of waiting for a writer
+    except OSError as e:
+        if e.errno == errno.ELOOP: raise BadImage('symlink loop') from None
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise BadImage('broken symlink' if os.path.islink(p) else 'missing (no such file)') from None
+        if e.errno == errno.EISDIR: raise BadImage('not a regular file (a folder)') from None
+        raise BadImage(f'unreadable ({e.strerror or e})') from None
+    try:
+        st = os.fstat(fd)   # the file actually opened (symlinks resolved), so it cannot be swapped after the check
+        if not stat.S_ISREG(st.st_mode): raise BadImage(f'not a regular file ({_kind(st.st_mode)})')
+        if st.st_size > max_bytes: raise BadImage(f'file too large ({st.st_size / 2**20:.1f} MiB > {max_bytes / 2**20:.1f} MiB limit)')
+        chunks, n = [], 0
+        while n <= max_bytes:
+            b = os.read(fd, min(1 << 20, max_bytes + 1 - n))
+            if not b: break
+            chunks.append(b); n += len(b)
+    except OSError as e: raise BadImage(f'unreadable ({e.strerror or e})') from None
+    finally: os.close(fd)
+    if n > max_bytes: raise BadImage(f'file too large (more than {max_bytes / 2**20:.1f} MiB)')
+    return b''.join(chunks)
+
+_bomb_lock, _bomb_depth, _bomb_saved = threading.Lock(), [0], [None]
+class _NoPILBombLimit:
+    "Lift PIL's pixel limit while headers are read (`open_image` applies its own `max_pixels` before decoding)"
+    def __enter__(self):
+        with _bomb_lock:
+            if _bomb_depth[0] == 0: _bomb_saved[0] = Image.MAX_IMAGE_PIXELS; Image.MAX_IMAGE_PIXELS = None
+            _bomb_depth[0] += 1
+    def __exit__(self, *a):
+        with _bomb_lock:
+            _bomb_depth[0] -= 1
+            if _bomb_depth[0] == 0: Image.MAX_IMAGE_PIXELS = _bomb_saved[0]
+
+@contextlib.contextmanager
+def _pil_guard():
+    "PIL's own bomb limit lifted (ours applies), any DecompressionBombWarning raised; decoding errors become `BadImage`"
+    with _NoPILBombLimit(), warnings.catch_warnings():
+        warnings.simplefilter('error', Image.DecompressionBombWarning)
+        try: yield
+        except BadImage: raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e: raise BadImage(f'decompression bomb ({e})') from None
+        except Exception: raise BadImage('truncated or corrupt') from None
+
+def open_image(data:bytes, max_pixels:int=DEFAULT_MAX_PIXELS, min_side:int=1, formats=IMAGE_FORMATS) -> Image.Image:
+    "PIL image of `data` (header read, pixels not yet decoded) after the format, size and pixel-count checks; call inside `_pil_guard`"
+    if not data: raise BadImage('zero bytes')
+    try: im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e: raise BadImage(f'decompression bomb ({e})') from None
+    except Exception: raise BadImage('not an image') from None
+    if im.format not in formats: raise BadImage(f"format {im.format} not accepted (accepted: {', '.join(formats)})")
+    w, h = im.size
+    if w * h > max_pixels: raise BadImage(f'decompression bomb ({w} x {h} px > {max_pixels} px limit)')
+    if min(w, h) < max(min_side, 1): raise BadImage(f'too small ({w}x{h} < {max(min_side, 1)} px)')
+    return im
 
 # %% ../nbs/00_data.ipynb #b8bb6574
 def to_rgb(im):
@@ -382,22 +497,20 @@ def to_rgb(im):
         return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), 'L').convert('RGB'), f'{m}->RGB'
     return im.convert('RGB'), f'{m}->RGB'
 
-def load_rgb(path, max_side=None) -> Image.Image:
-    "Open `path` as an RGB PIL image: EXIF orientation applied, modes converted by `to_rgb`, optionally shrunk to `max_side`"
-    with Image.open(path) as im:
-        if max_side and im.format == 'JPEG': im.draft('RGB', (max_side, max_side))
-        im = ImageOps.exif_transpose(im)   # loads the pixels and returns a copy
-    im, _ = to_rgb(im)
+def load_rgb(path, max_side=None, max_pixels:int=DEFAULT_MAX_PIXELS, max_bytes:int=DEFAULT_MAX_BYTES) -> Image.Image:
+    "Open `path` as an RGB PIL image with `validate`'s limits (else `BadImage`): EXIF orientation applied, modes converted by `to_rgb`, optionally shrunk to `max_side`"
+    try:
+        data = read_regular_file(path, max_bytes)
+        with _pil_guard():
+            im = open_image(data, max_pixels=max_pixels)
+            if max_side and im.format == 'JPEG': im.draft('RGB', (max_side, max_side))
+            im = ImageOps.exif_transpose(im)   # loads the pixels and returns a copy
+            im, _ = to_rgb(im)
+    except BadImage as e: raise BadImage(e.reason, path) from None
     if max_side and max(im.size) > max_side: im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     return im
 
 # %% ../nbs/00_data.ipynb #3870b17d
-DEFAULT_MAX_PIXELS = 89_478_485   # PIL's default warning limit (about 0.25 GB of RGB pixels)
-
-class BadImage(Exception):
-    "A file that cannot be used as an image; `reason` says why"
-    def __init__(self, reason): super().__init__(reason); self.reason = reason
-
 _STD_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64)
@@ -425,49 +538,24 @@ def estimate_jpeg_quality(qtables):
     err = np.minimum(*errs)
     return int(np.argmin(err)) + 1
 
-_bomb_lock, _bomb_depth, _bomb_saved = threading.Lock(), [0], [None]
-class _NoPILBombLimit:
-    "Lift PIL's pixel limit while `inspect_image` reads headers (it applies its own `max_pixels` before decoding)"
-    def __enter__(self):
-        with _bomb_lock:
-            if _bomb_depth[0] == 0: _bomb_saved[0] = Image.MAX_IMAGE_PIXELS; Image.MAX_IMAGE_PIXELS = None
-            _bomb_depth[0] += 1
-    def __exit__(self, *a):
-        with _bomb_lock:
-            _bomb_depth[0] -= 1
-            if _bomb_depth[0] == 0: Image.MAX_IMAGE_PIXELS = _bomb_saved[0]
-
-def inspect_image(path, min_side=32, max_pixels=DEFAULT_MAX_PIXELS, hash_side=512) -> dict:
-    "Metadata of the image at `path` (opened once), or raise `BadImage(reason)`"
-    try: data = Path(path).read_bytes()
-    except OSError as e: raise BadImage(f'unreadable ({e.strerror or e})')
+def inspect_image(path, min_side=32, max_pixels=DEFAULT_MAX_PIXELS, hash_side=512, max_bytes=DEFAULT_MAX_BYTES) -> dict:
+    "Metadata of the image at `path` (read once, with `read_regular_file` and `open_image`'s limits), or raise `BadImage(reason)`"
+    data = read_regular_file(path, max_bytes)
     if not data: raise BadImage('zero bytes')
     md5 = hashlib.md5(data).hexdigest()
-    try:
-        with _NoPILBombLimit(), warnings.catch_warnings():
-            warnings.simplefilter('error', Image.DecompressionBombWarning)
-            try: im = Image.open(io.BytesIO(data))
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e: raise BadImage(f'decompression bomb ({e})')
-            except Exception: raise BadImage('not an image')
-            w, h = im.size
-            if w * h > max_pixels: raise BadImage(f'decompression bomb ({w} x {h} px > {max_pixels} px limit)')
-            if min(w, h) < min_side: raise BadImage(f'too small ({w}x{h} < {min_side} px)')
-            fmt, mode = im.format, im.mode
-            q = estimate_jpeg_quality(getattr(im, 'quantization', None)) if fmt in ('JPEG', 'MPO') else None
-            try: orient = im.getexif().get(0x0112, 1)
-            except Exception: orient = 1
-            if fmt in ('JPEG', 'MPO') and hash_side and max(w, h) > 2 * hash_side: im.draft('RGB', (hash_side, hash_side))
-            try: im.load()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e: raise BadImage(f'decompression bomb ({e})')
-            except Exception: raise BadImage('truncated or corrupt')
-    except BadImage: raise
-    except Exception: raise BadImage('truncated or corrupt')
-    rotated = orient in (2, 3, 4, 5, 6, 7, 8)
-    try:
+    with _pil_guard():
+        im = open_image(data, max_pixels=max_pixels, min_side=min_side)
+        w, h = im.size
+        fmt, mode = im.format, im.mode
+        q = estimate_jpeg_quality(getattr(im, 'quantization', None)) if fmt in ('JPEG', 'MPO') else None
+        try: orient = im.getexif().get(0x0112, 1)
+        except Exception: orient = 1
+        if fmt in ('JPEG', 'MPO') and hash_side and max(w, h) > 2 * hash_side: im.draft('RGB', (hash_side, hash_side))
+        im.load()
+        rotated = orient in (2, 3, 4, 5, 6, 7, 8)
         if rotated: im = ImageOps.exif_transpose(im)
         rgb, conv = to_rgb(im)
         ph, dh = str(imagehash.phash(rgb)), str(imagehash.dhash(rgb))
-    except Exception: raise BadImage('truncated or corrupt')
     if orient in (5, 6, 7, 8): w, h = h, w
     return dict(width=w, height=h, mode=mode, format=fmt or '', jpeg_quality=q, nbytes=len(data), md5=md5, phash=ph,
                 dhash=dh, converted=conv, exif_rotated=rotated)
@@ -516,6 +604,7 @@ META_COLS = ['width', 'height', 'mode', 'format', 'jpeg_quality', 'nbytes', 'md5
 def _inspect_or_reason(path, **kw):
     try: return inspect_image(path, **kw), ''
     except BadImage as e: return None, e.reason
+    except Exception as e: return None, f'unreadable ({type(e).__name__})' 
 
 def validate(items, min_side=32, max_pixels=DEFAULT_MAX_PIXELS, n_workers=0, progress=True, progress_min=500, verbose=True):
     "(good items with `META_COLS` added, bad files with reasons) for an items table from `scan`"
@@ -1125,12 +1214,61 @@ def download(name, dest='data', force=False, timeout=1.5) -> Path:
     return out
 
 # %% ../nbs/00_data.ipynb #29c90011
-def scan_main(root, layout=None, out=None, min_side=32, max_dist=6, workers=0, ratios=(0.7, 0.2, 0.1)):
-    "What `artnb-scan` does; raises `CliError` with a one-line message when the dataset is not usable"
+def escape_stdio():
+    "Let stdout/stderr print any file name: characters the terminal cannot encode (a non-UTF-8 byte) are written escaped"
+    for s in (sys.stdout, sys.stderr):
+        try: s.reconfigure(errors='backslashreplace')
+        except Exception: pass
+
+def one_line(msg, limit:int=2000) -> str:
+    "`msg` as one line (newlines turned into ' / ', cut at `limit` characters) for CLI error messages"
+    s = ' / '.join(l.strip() for l in str(msg).splitlines() if l.strip())
+    return s if len(s) <= limit else s[:limit] + ' ...'
+
+def check_writable(path, what:str='--out') -> Path:
+    "`Path(path)` if a file can be written there (its folder exists and is writable, it is not a folder), else `UsageError`"
+    p = Path(path)
+    if p.is_dir(): raise UsageError(f"{what} {p} is a folder: give a file name")
+    parent = p.parent
+    if not parent.is_dir(): raise UsageError(f"{what} {p}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK): raise UsageError(f"{what} {p}: the folder {parent} is not writable")
+    return p
+
+def write_csv_atomic(df, path, **kw) -> Path:
+    "Write `df` as a UTF-8 CSV (odd characters in names escaped, never an error) via a temp file + rename: never a truncated file"
+    path = Path(path)
+    fd, tmpf = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8', errors='backslashreplace', newline='') as f: df.to_csv(f, index=False, **kw)
+        um = os.umask(0); os.umask(um); os.chmod(tmpf, 0o666 & ~um)
+        os.replace(tmpf, path)
+    except BaseException:
+        try: os.unlink(tmpf)
+        except OSError: pass
+        raise
+    return path
+
+def check_number(name:str, v, lo=None, hi=None, kind=int):
+    "`v` if it is a finite `kind` within [`lo`, `hi`], else `UsageError` naming the option `name`"
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (kind is float or isinstance(v, int)) and math.isfinite(v)
+    if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"{'' if lo is None else f'>= {lo}'}{' and ' if lo is not None and hi is not None else ''}{'' if hi is None else f'<= {hi}'}"
+        raise UsageError(f"{name} must be {'an integer' if kind is int else 'a number'} {rng}, got {v!r}")
+    return v
+
+def scan_main(root, layout=None, out=None, min_side=32, max_dist=6, workers=0, ratios=(0.7, 0.2, 0.1)) -> int:
+    "What `artnb-scan` does: returns 0 (every file a usable image) or 1 (some refused, listed); `UsageError` for wrong arguments, `CliError` when the dataset is unusable"
+    try:
+        check_number('--min-side', min_side, 1, 100_000); check_number('--max-dist', max_dist, 0, 64)
+        check_number('--workers', workers, 0, 256)
+        if layout is not None and layout not in LAYOUTS: raise UsageError(f"unknown layout {layout!r}: use one of {list(LAYOUTS)}")
+        if not os.path.lexists(root): raise UsageError(f"{root} does not exist: give the dataset folder (or a CSV file)")
+        if out: check_writable(out)
+    except UsageError as e: raise UsageError(f"artnb-scan: {e}") from None
     try:
         layout = layout or detect_layout(root)
         items = scan(root, layout)
-    except (ValueError, FileNotFoundError) as e: raise CliError(f"artnb-scan: {e}")
+    except (ValueError, OSError, RuntimeError) as e: raise CliError(f"artnb-scan: {one_line(e)}") from None
     print(f"artnb-scan: {root}: layout {layout!r} ({LAYOUTS[layout]})")
     good, bad = validate(items, min_side=min_side, n_workers=workers, verbose=False)
     if not len(good):
@@ -1140,15 +1278,23 @@ def scan_main(root, layout=None, out=None, min_side=32, max_dist=6, workers=0, r
     proposed = not (good['split'] != '').any()
     if proposed:
         with io.StringIO() as buf:
-            import contextlib
             with contextlib.redirect_stdout(buf): good = split_items(good, ratios=ratios)
         print(f"no split given: proposing {'/'.join(str(round(r * 100)) for r in ratios)} (split_items, seed 42) for the leakage check")
     report(good, bad, max_dist=max_dist)
     if out:
-        good.to_csv(out, index=False); print(f"wrote {len(good)} items to {out}")
+        write_csv_atomic(good, out); print(f"wrote {len(good)} items to {out}")
     if good['label'].nunique() < 2:
         raise CliError(f"artnb-scan: only one class ({good['label'].iloc[0]!r}) in {root}: a classifier needs at least two")
-    return 0
+    if len(bad): print(f"artnb-scan: {len(bad)} of {len(items)} files refused (listed above)", file=sys.stderr)
+    return 1 if len(bad) else 0
+
+def run_cli(cli, fn, *args, **kwargs) -> int:
+    "Call `fn`; when `cli` is the command being run, turn a `CliError` into its one-line message on stderr and exit status (2 for `UsageError`, else 1)"
+    try: return fn(*args, **kwargs)
+    except CliError as e:
+        if not is_cli(cli): raise
+        print(one_line(e), file=sys.stderr)
+        return getattr(e, 'code', 1)
 
 @call_parse
 def scan_cli(root:str,                 # dataset folder (or CSV file)
@@ -1157,5 +1303,6 @@ def scan_cli(root:str,                 # dataset folder (or CSV file)
              min_side:int=32,          # smallest accepted image side in pixels
              max_dist:int=6,           # largest pHash Hamming distance counted as a near duplicate
              workers:int=0):           # threads for validation
-    "Scan, validate and report on a painting dataset: exit 0 when usable, non-zero with a message when not"
-    return scan_main(root, layout=layout, out=out, min_side=min_side, max_dist=max_dist, workers=workers)
+    "Scan, validate and report on a painting dataset: exit 0 when every file is usable, 1 when some are refused or the dataset is unusable, 2 for wrong arguments"
+    escape_stdio()
+    return run_cli(scan_cli, scan_main, root, layout=layout, out=out, min_side=min_side, max_dist=max_dist, workers=workers)

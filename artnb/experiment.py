@@ -305,7 +305,7 @@ def cleanup_work_dirs() -> int:
 def history(learn) -> pd.DataFrame:
     "The recorder's per-epoch values of `learn` (train/valid loss, metrics) as a DataFrame, one row per epoch"
     rec = getattr(learn, 'recorder', None)
-    if rec is None or not len(rec.values): return pd.DataFrame()
+    if rec is None or not len(vars(rec).get('values') or []): return pd.DataFrame()   # never fitted: no history
     names = [n for n in rec.metric_names[1:] if n != 'time']
     rows = [dict(zip(names, map(float, v))) for v in rec.values]
     df = pd.DataFrame(rows); df.insert(0, 'epoch', range(1, len(df) + 1))
@@ -542,7 +542,7 @@ def plot_compare(runs:dict, metric:str='accuracy', data_kind:str|None=None, out_
     if out_dir is not None: save_fig(fig, out_dir, name)
     return fig
 
-# %% ../nbs/02b_experiment.ipynb #d0666914
+# %% ../nbs/02b_experiment.ipynb #af7d0ef5
 def _sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize()
 

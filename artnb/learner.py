@@ -6,7 +6,7 @@ Docs: https://artnb.github.io/artnb/learner.html.md"""
 
 # %% ../nbs/01_learner.ipynb #9df8a901
 from __future__ import annotations
-import os, sys, json, math, time, socket, threading, inspect, warnings, importlib.util, csv
+import os, sys, json, math, stat, time, socket, threading, inspect, warnings, importlib.util, csv
 from pathlib import Path
 from functools import partial
 import numpy as np, pandas as pd
@@ -15,24 +15,29 @@ from PIL import Image
 from typing import Annotated
 from fastcore.script import call_parse, is_cli
 from fastprogress.fastprogress import progress_bar
-from fastai.vision.all import (Learner, DataLoaders, Callback, Normalize, Resize, ResizeMethod, PadMode,
-    RandomResizedCrop, RandomResizedCropGPU, PILImage, create_head, apply_init, Flatten, Adam, SGD,
-    accuracy, F1Score, EarlyStoppingCallback, SaveModelCallback, ReduceLROnPlateau, TrackerCallback, OptimWrapper,
-    default_device, params, L)
+with warnings.catch_warnings():   # keep `artnb-predict`'s stderr to its own messages
+    warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
+    from fastai.vision.all import (Learner, DataLoaders, Callback, Normalize, Resize, ResizeMethod, PadMode,
+        RandomResizedCrop, RandomResizedCropGPU, PILImage, create_head, apply_init, Flatten, Adam, SGD,
+        accuracy, F1Score, EarlyStoppingCallback, SaveModelCallback, ReduceLROnPlateau, TrackerCallback, OptimWrapper,
+        default_device, params, L)
 import artnb
+from .data import (load_rgb, IMAGE_EXTS, BadImage, UsageError, read_regular_file, check_writable, check_number,
+    write_csv_atomic, escape_stdio, one_line, run_cli)
 
 # %% auto #0
 __all__ = ['IMAGENET_STATS', 'LITE_STATS', 'ZOO', 'HEADS', 'FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'NONE_LABEL',
-           'Prediction', 'arch_source', 'model_stats', 'default_size', 'hub_reachable', 'OfflineWeightsError',
-           'lite_weights_path', 'load_lite_weights', 'TimmBody', 'simple_cnn_body', 'create_body_and_stats',
-           'body_features', 'SpatialPyramidPool', 'LogitPair', 'head_fastai', 'head_gap', 'head_spp', 'head_dense',
-           'head_s0', 'head_flat', 'head_kwargs', 'art_head', 'SingleLogitBCE', 'body_stages', 'ArtSplitter',
-           'ScheduleRecorder', 'schedule_table', 'set_stage', 'ChannelsLastCallback', 'positive_index',
-           'dls_resize_info', 'ensure_normalized', 'opt_func_for', 'default_metrics', 'on_gpu', 'build_model',
-           'art_learner', 'PlateauLR', 'f1_callbacks', 'fit_plateau', 'fit_discriminative', 'train_staged',
-           'train_progressive', 'model_config', 'save_model', 'check_config', 'load_state', 'load_model', 'load_image',
+           'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES', 'MAX_INPUT_SIDE', 'Prediction', 'arch_source',
+           'model_stats', 'default_size', 'hub_reachable', 'OfflineWeightsError', 'lite_weights_path',
+           'load_lite_weights', 'TimmBody', 'simple_cnn_body', 'create_body_and_stats', 'body_features',
+           'SpatialPyramidPool', 'LogitPair', 'head_fastai', 'head_gap', 'head_spp', 'head_dense', 'head_s0',
+           'head_flat', 'head_kwargs', 'art_head', 'SingleLogitBCE', 'body_stages', 'ArtSplitter', 'ScheduleRecorder',
+           'schedule_table', 'set_stage', 'ChannelsLastCallback', 'positive_index', 'dls_resize_info',
+           'ensure_normalized', 'opt_func_for', 'default_metrics', 'on_gpu', 'build_model', 'art_learner', 'PlateauLR',
+           'f1_callbacks', 'fit_plateau', 'fit_discriminative', 'train_staged', 'train_progressive', 'model_config',
+           'save_model', 'check_config', 'read_config', 'safetensors_header', 'load_state', 'load_model', 'load_image',
            'resize_tfm', 'Predictor', 'choose_reject_threshold', 'open_set_report', 'FusedBinary',
-           'calibrate_threshold', 'expand_paths', 'gradcam_overlays', 'predict_files', 'predict_cli']
+           'calibrate_threshold', 'expand_paths', 'gradcam_overlays', 'predict_files', 'predict_main', 'predict_cli']
 
 # %% ../nbs/01_learner.ipynb #9ea9e24e
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
@@ -445,10 +450,10 @@ def default_metrics(n_classes:int, pos:int=1) -> list:
 
 def on_gpu() -> bool: return default_device().type == 'cuda'
 
-def build_model(arch:str, head:str, n_out:int, size=224, pretrained:bool=False, head_kw=None) -> nn.Module:
-    "`nn.Sequential(body, head)` for `arch`/`head`, sized by a dummy forward at `size`"
+def build_model(arch:str, head:str, n_out:int, size=224, pretrained:bool=False, head_kw=None, feats=None) -> nn.Module:
+    "`nn.Sequential(body, head)` for `arch`/`head`, sized by a dummy forward at `size` (skipped when `feats` = (channels, h, w) is given)"
     body, _ = create_body_and_stats(arch, pretrained)
-    nf, h, w = body_features(body, size)
+    nf, h, w = feats if feats is not None else body_features(body, size)
     hd = art_head(head, nf, n_out, (h, w), **(head_kw or {}))
     apply_init(hd, nn.init.kaiming_normal_)
     return nn.Sequential(body, hd)
@@ -576,7 +581,12 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ('format', 'format_version', 'arch', 'head', 'head_kw', 'classes', 'single_logit',
                  'mean', 'std', 'size', 'resize')
 _RESIZE_METHODS = ('squish', 'pad', 'crop', 'random_resized_crop', 'none')
+_PAD_MODES = ('reflection', 'zeros', 'border')
 NONE_LABEL = 'none of these'
+MAX_MODEL_PARAMS = 150_000_000   # load_model's default budget (about 600 MB of float32 weights)
+MAX_CONFIG_BYTES = 2**20         # a config.json larger than this is refused unread
+MAX_CLASSES = 10_000
+MAX_INPUT_SIDE = 2048
 
 def model_config(learn) -> dict:
     "The JSON-able config `save_model` writes for `learn` (built by `art_learner`)"
@@ -604,43 +614,120 @@ def save_model(learn, path) -> Path:
     (path/'config.json').write_text(json.dumps(cfg, indent=2))
     return path
 
+def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
+def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _prob(v): return _is_num(v) and 0 <= v < 1
+def _ints(v, lo, hi, n): return isinstance(v, (list, tuple)) and 1 <= len(v) <= n and all(_is_int(a) and lo <= a <= hi for a in v)
+
+_HEAD_KW = {   # (check, what it must be) for every head keyword
+    'p': (_prob, 'a number in [0, 1)'),
+    'ps': (lambda v: _prob(v) or (isinstance(v, list) and 1 <= len(v) <= 8 and all(map(_prob, v))), 'a number in [0, 1) or a list of them'),
+    'widths': (lambda v: _ints(v, 1, 65536, 8), 'a list of 1..8 integers in 1..65536'),
+    'lin_ftrs': (lambda v: v is None or _ints(v, 1, 65536, 8), 'null or a list of 1..8 integers in 1..65536'),
+    'levels': (lambda v: _ints(v, 1, 16, 6), 'a list of 1..6 integers in 1..16'),
+    'pool': (lambda v: v in ('avg', 'gap', 'max', 'spp'), "one of 'avg', 'gap', 'max', 'spp'"),
+    'concat_pool': (lambda v: isinstance(v, bool), 'true or false'),
+}
+
 def check_config(cfg:dict) -> dict:
-    "Validate a model config; raise `ValueError` saying what is wrong with it"
+    "Validate a model config (keys, types, ranges, finite numbers, known arch/head and head arguments); raise `ValueError` saying what is wrong"
     if not isinstance(cfg, dict): raise ValueError("config.json must hold a JSON object")
     missing = [k for k in REQUIRED_KEYS if k not in cfg]
     if missing: raise ValueError(f"config.json lacks required keys {missing}; re-export the model with save_model")
-    if cfg['format'] != FORMAT: raise ValueError(f"config.json is not an {FORMAT} config (format={cfg['format']!r})")
-    if cfg['format_version'] != FORMAT_VERSION:
-        raise ValueError(f"Unknown format_version {cfg['format_version']!r}: this artnb ({artnb.__version__}) reads "
+    if cfg['format'] != FORMAT: raise ValueError(f"config.json is not an {FORMAT} config (format={str(cfg['format'])[:50]!r})")
+    if not _is_int(cfg['format_version']) or cfg['format_version'] != FORMAT_VERSION:
+        raise ValueError(f"Unknown format_version {str(cfg['format_version'])[:50]!r}: this artnb ({artnb.__version__}) reads "
                          f"version {FORMAT_VERSION}; upgrade artnb or re-export the model")
+    for k in ('arch', 'head'):
+        if not isinstance(cfg[k], str) or not cfg[k] or len(cfg[k]) > 100: raise ValueError(f"config.json {k} must be a name (a short string)")
     try: arch_source(cfg['arch'])
     except ValueError as e: raise ValueError(f"config.json names an unknown architecture: {e}") from None
     if cfg['head'] not in HEADS: raise ValueError(f"config.json names an unknown head {cfg['head']!r}; known: {list(HEADS)}")
     if not isinstance(cfg['head_kw'], dict): raise ValueError("config.json head_kw must be an object")
     bad = set(cfg['head_kw']) - set(head_kwargs(cfg['head']))
-    if bad: raise ValueError(f"config.json head_kw has {sorted(bad)}, which head {cfg['head']!r} does not take")
+    if bad: raise ValueError(f"config.json head_kw has {sorted(map(str, bad))[:5]}, which head {cfg['head']!r} does not take")
+    for k, v in cfg['head_kw'].items():
+        ok, what = _HEAD_KW[k]
+        if cfg['head'] == 'spp' and k == 'pool': ok, what = (lambda v: v in ('max', 'avg')), "'max' or 'avg'"
+        if not ok(v): raise ValueError(f"config.json head_kw.{k} must be {what}, got {str(v)[:60]}")
     cl = cfg['classes']
-    if not (isinstance(cl, list) and len(cl) >= 2 and all(isinstance(c, str) for c in cl)):
-        raise ValueError("config.json classes must be a list of >= 2 class names")
-    if 'n_out' in cfg and cfg['n_out'] != len(cl): raise ValueError(f"config.json n_out={cfg['n_out']} but {len(cl)} classes")
+    if not (isinstance(cl, list) and 2 <= len(cl) <= MAX_CLASSES and all(isinstance(c, str) and 0 < len(c) <= 200 for c in cl)):
+        raise ValueError(f"config.json classes must be a list of 2..{MAX_CLASSES} class names (non-empty strings)")
+    if len(set(cl)) != len(cl): raise ValueError("config.json classes has duplicate names")
+    if 'n_out' in cfg and (not _is_int(cfg['n_out']) or cfg['n_out'] != len(cl)):
+        raise ValueError(f"config.json n_out={str(cfg['n_out'])[:20]} but {len(cl)} classes")
+    for k in ('single_logit', 'binary'):
+        if k in cfg and not isinstance(cfg[k], bool): raise ValueError(f"config.json {k} must be true or false")
     if cfg['single_logit'] and len(cl) != 2: raise ValueError("single_logit models have exactly 2 classes")
+    pi = cfg.get('pos_index')
+    if pi is not None and not (_is_int(pi) and 0 <= pi < len(cl)): raise ValueError("config.json pos_index must be null or a class index")
     for k in ('mean', 'std'):
         v = cfg[k]
-        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(a, (int, float)) for a in v)) or (k == 'std' and min(v) <= 0):
-            raise ValueError(f"config.json {k} must be 3 numbers{' > 0' if k == 'std' else ''}")
+        if not (isinstance(v, list) and len(v) == 3 and all(map(_is_num, v))) or not all(-1e3 < a < 1e3 for a in v) \
+           or (k == 'std' and min(v) < 1e-6):
+            raise ValueError(f"config.json {k} must be 3 finite numbers{' > 0' if k == 'std' else ''}, got {str(v)[:60]}")
     sz = cfg['size']
-    if not (isinstance(sz, list) and len(sz) == 2 and all(isinstance(a, int) and 8 <= a <= 4096 for a in sz)):
-        raise ValueError("config.json size must be [height, width] (ints, 8..4096)")
-    if not isinstance(cfg['resize'], dict) or cfg['resize'].get('method') not in _RESIZE_METHODS:
+    if not (isinstance(sz, list) and len(sz) == 2 and all(_is_int(a) and 8 <= a <= MAX_INPUT_SIDE for a in sz)):
+        raise ValueError(f"config.json size must be [height, width] (integers, 8..{MAX_INPUT_SIDE})")
+    r = cfg['resize']
+    if not isinstance(r, dict) or r.get('method') not in _RESIZE_METHODS:
         raise ValueError(f"config.json resize.method must be one of {_RESIZE_METHODS}")
-    unknown = set(cfg.get('tfms') or {}) - {'grayscale', 'noise_blur_valid'}
-    if unknown: raise ValueError(f"config.json tfms has transforms this artnb does not know: {sorted(unknown)}")
+    if r.get('pad_mode', 'reflection') not in _PAD_MODES: raise ValueError(f"config.json resize.pad_mode must be one of {_PAD_MODES}")
+    if 'val_xtra' in r and not (_is_num(r['val_xtra']) and 0 <= r['val_xtra'] <= 1): raise ValueError("config.json resize.val_xtra must be in [0, 1]")
+    t = cfg.get('tfms') or {}
+    if not isinstance(t, dict): raise ValueError("config.json tfms must be an object")
+    unknown = set(t) - {'grayscale', 'noise_blur_valid'}
+    if unknown: raise ValueError(f"config.json tfms has transforms this artnb does not know: {sorted(map(str, unknown))[:5]}")
+    if not all(isinstance(v, bool) for v in t.values()): raise ValueError("config.json tfms values must be true or false")
     return cfg
 
-def _final_out(sd:dict):
-    "Out-features of the head's last linear layer in state_dict `sd` (keys '1.*')"
-    ws = [(k, v) for k, v in sd.items() if k.startswith('1.') and k.endswith('weight') and v.ndim == 2]
-    return ws[-1][1].shape[0] if ws else None
+def _reject_constant(c): raise ValueError(f"config.json holds a non-finite number ({c})")
+
+def read_config(path) -> dict:
+    "The checked config of model folder `path`: `config.json` read as a regular file of at most `MAX_CONFIG_BYTES`, strict UTF-8 JSON, then `check_config`"
+    f = Path(path)/'config.json'
+    try: data = read_regular_file(f, MAX_CONFIG_BYTES)
+    except BadImage as e: raise ValueError(f"config.json: {e.reason}") from None
+    try: text = data.decode('utf-8')
+    except UnicodeDecodeError as e: raise ValueError(f"config.json is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
+    try: cfg = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError: raise ValueError("config.json is nested too deeply") from None
+    except json.JSONDecodeError as e: raise ValueError(f"config.json is not valid JSON: {e}") from None
+    return check_config(cfg)
+
+_ST_DTYPES = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1, 'BOOL': 1}
+
+def safetensors_header(file, max_header:int=2**24) -> dict:
+    "{name: (dtype, shape)} from a safetensors file's header, checked (dtypes, shapes, offsets inside the file) without reading any tensor"
+    file = Path(file)
+    st = os.stat(file)
+    if not stat.S_ISREG(st.st_mode): raise ValueError(f"{file.name} is not a regular file")
+    with open(file, 'rb') as f:
+        head = f.read(8)
+        n = int.from_bytes(head, 'little') if len(head) == 8 else -1
+        if not 2 <= n <= min(max_header, st.st_size - 8): raise ValueError(f"{file.name} is not a safetensors file (bad header length)")
+        raw = f.read(n)
+    try: hdr = json.loads(raw.decode('utf-8'), parse_constant=_reject_constant)
+    except (RecursionError, ValueError) as e: raise ValueError(f"{file.name} has an unreadable header ({one_line(e)[:100]})") from None
+    if not isinstance(hdr, dict): raise ValueError(f"{file.name} has an unreadable header (not an object)")
+    data_len, res = st.st_size - 8 - n, {}
+    for k, v in hdr.items():
+        if k == '__metadata__': continue
+        ok = isinstance(v, dict) and v.get('dtype') in _ST_DTYPES and isinstance(v.get('shape'), list) and len(v['shape']) <= 8 \
+             and all(_is_int(a) and a >= 0 for a in v['shape']) and isinstance(v.get('data_offsets'), list) and len(v['data_offsets']) == 2 \
+             and all(_is_int(a) for a in v['data_offsets'])
+        if ok:
+            b, e = v['data_offsets']
+            ok = 0 <= b <= e <= data_len and e - b == math.prod(v['shape']) * _ST_DTYPES[v['dtype']]
+        if not ok: raise ValueError(f"{file.name}: tensor {str(k)[:80]!r} has an invalid entry in the header")
+        res[k] = (v['dtype'], tuple(v['shape']))
+    return res
+
+def _final_out(shapes:dict):
+    "Out-features of the head's last linear layer among `shapes` ({name: shape}, keys '1.*')"
+    ws = [(k, tuple(getattr(v, 'shape', v))) for k, v in shapes.items() if k.startswith('1.') and k.endswith('weight')]
+    ws = [(k, s) for k, s in ws if len(s) == 2]
+    return ws[-1][1][0] if ws else None
 
 def load_state(path) -> dict:
     "Tensors from `path/model.safetensors` (or `model.pth` via `torch.load(weights_only=True)`): never unpickles"
@@ -648,28 +735,58 @@ def load_state(path) -> dict:
     if (path/'model.safetensors').exists():
         from safetensors.torch import load_file
         return load_file(str(path/'model.safetensors'), device='cpu')
-    if (path/'model.pth').exists(): return torch.load(path/'model.pth', map_location='cpu', weights_only=True)
+    if (path/'model.pth').exists(): return torch.load(path/'model.pth', map_location='cpu', weights_only=True, mmap=True)
     raise FileNotFoundError(f"No model.safetensors (or model.pth) in {path}")
 
-def load_model(path, device=None):
-    "Rebuild the model saved by `save_model` in folder `path` (no unpickling) and return a `Predictor`"
+def _model_folder(path) -> Path:
+    "`path` if it is a save_model folder, else `FileNotFoundError` saying what is there instead"
     path = Path(path)
-    if not (path/'config.json').exists(): raise FileNotFoundError(f"{path} has no config.json: not a save_model folder")
-    try: cfg = json.loads((path/'config.json').read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"config.json is not valid JSON: {e}") from None
-    check_config(cfg)
-    sd = load_state(path)
-    want = 1 if cfg['single_logit'] else len(cfg['classes'])
-    got = _final_out(sd)
+    if not path.exists(): raise FileNotFoundError(f"{path} does not exist: give the folder save_model wrote")
+    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder: give the folder save_model wrote (config.json + model.safetensors)")
+    if not (path/'config.json').exists():
+        pk = sorted(p.name for p in path.iterdir() if p.suffix in ('.pkl', '.pickle', '.pt', '.bin'))
+        hint = f" (found {', '.join(pk[:3])}: pickles are never loaded; re-export with save_model)" if pk else ''
+        raise FileNotFoundError(f"{path} has no config.json: not a save_model folder{hint}")
+    if not ((path/'model.safetensors').exists() or (path/'model.pth').exists()):
+        raise FileNotFoundError(f"{path} has config.json but no model.safetensors (or model.pth)")
+    return path
+
+def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS):
+    "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor`"
+    path = _model_folder(path)
+    cfg = read_config(path)
+    n_cls = len(cfg['classes'])
+    st = path/'model.safetensors'
+    if st.exists(): shapes = {k: s for k, (_, s) in safetensors_header(st).items()}
+    else:
+        if (path/'model.pth').stat().st_size > 8 * max_params + 2**24: raise ValueError("model.pth is larger than the size budget")
+        shapes = {k: tuple(v.shape) for k, v in load_state(path).items()}
+    want, got = 1 if cfg['single_logit'] else n_cls, _final_out(shapes)
     if got != want:
-        raise ValueError(f"Class count mismatch: config.json lists {len(cfg['classes'])} classes "
+        raise ValueError(f"Class count mismatch: config.json lists {n_cls} classes "
                          f"({'single logit' if cfg['single_logit'] else f'{want} outputs'} expected) but the weights' final layer has {got} outputs")
-    model = build_model(cfg['arch'], cfg['head'], len(cfg['classes']), cfg['size'], pretrained=False, head_kw=cfg['head_kw'])
-    msd = model.state_dict()
-    missing, extra = sorted(set(msd) - set(sd)), sorted(set(sd) - set(msd))
+    what = f"{cfg['arch']}/{cfg['head']} at size {cfg['size']}"
+    try:   # on the meta device: shapes and parameter counts, no memory
+        with torch.device('meta'): body, _ = create_body_and_stats(cfg['arch'], pretrained=False)
+    except Exception as e: raise ValueError(f"config.json: cannot build {what} ({one_line(e)[:150]})") from None
+    def _budget(n):
+        if n > max_params: raise ValueError(f"config.json describes a model with {n/1e6:.0f} M parameters, over the "
+                                            f"{max_params/1e6:.0f} M budget (load_model(..., max_params=...) raises it)")
+    _budget(sum(p.numel() for p in body.parameters()))
+    try:
+        feats = body_features(body, cfg['size'])
+        with torch.device('meta'): meta = build_model(cfg['arch'], cfg['head'], n_cls, cfg['size'], head_kw=cfg['head_kw'], feats=feats)
+    except Exception as e: raise ValueError(f"config.json: cannot build {what} ({one_line(e)[:150]})") from None
+    _budget(sum(p.numel() for p in meta.parameters()))
+    msd = meta.state_dict()
+    missing, extra = sorted(set(msd) - set(shapes)), sorted(set(shapes) - set(msd))
     if missing or extra: raise ValueError(f"Weights do not match {cfg['arch']}/{cfg['head']}: missing {missing[:5]}, unexpected {extra[:5]}")
-    bad = [k for k in msd if msd[k].shape != sd[k].shape]
+    bad = [k for k in msd if tuple(msd[k].shape) != tuple(shapes[k])]
     if bad: raise ValueError(f"Weights do not match {cfg['arch']}/{cfg['head']}: shape differs for {bad[:5]}")
+    sd = load_state(path)
+    nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if nonfinite: raise ValueError(f"the weights hold NaN or infinite values ({len(nonfinite)} tensors, e.g. {nonfinite[:3]})")
+    model = build_model(cfg['arch'], cfg['head'], n_cls, cfg['size'], pretrained=False, head_kw=cfg['head_kw'], feats=feats)
     model.load_state_dict(sd, strict=True)
     return Predictor(model, cfg, device=device)
 
@@ -678,13 +795,9 @@ from collections import namedtuple
 Prediction = namedtuple('Prediction', ['probs', 'labels'])
 
 def load_image(x) -> Image.Image:
-    "RGB PIL image from a path or PIL image (`artnb.data.load_rgb` when available)"
+    "RGB PIL image from a path (`artnb.data.load_rgb`: regular files only, with `validate`'s size, pixel and format limits) or a PIL image"
     if isinstance(x, Image.Image): return x.convert('RGB')
-    try: from artnb.data import load_rgb
-    except ImportError: load_rgb = None
-    if load_rgb is not None: return load_rgb(x)
-    from PIL import ImageOps
-    with Image.open(x) as im: return ImageOps.exif_transpose(im).convert('RGB')
+    return load_rgb(x)
 
 def _as_list(items):
     if isinstance(items, pd.DataFrame): return list(items['path'])
@@ -737,13 +850,14 @@ class Predictor:
         return F.softmax(self.logits(xb), dim=-1).cpu().numpy()
 
     def labels_for(self, probs:np.ndarray) -> list:
-        "Class names for rows of `probs` (`'none of these'` below `threshold`)"
-        lab = [self.classes[i] for i in probs.argmax(1)]
+        "Class names for rows of `probs` (`'none of these'` below `threshold`, '' where the model's output is not finite)"
+        lab = [self.classes[i] if np.isfinite(p).all() else '' for i, p in zip(probs.argmax(1), probs)]
         if self.threshold is not None: lab = [NONE_LABEL if p < self.threshold else l for p, l in zip(probs.max(1), lab)]
         return lab
 
     def predict(self, items, bs:int=32, progress:bool=False) -> Prediction:
         "`Prediction(probs, labels)` for paths / PIL images / an items DataFrame"
+        check_number('bs', bs, 1)
         items = _as_list(items)
         out = []
         chunks = range(0, len(items), bs)
@@ -845,14 +959,16 @@ def calibrate_threshold(pred:Predictor, items, labels=None, accept:float=0.95, b
     return pred
 
 # %% ../nbs/01_learner.ipynb #51f981c5
-def expand_paths(paths, exts=None) -> list:
-    "Files from `paths`: files as given, folders searched recursively for image extensions (sorted)"
-    if exts is None:
-        try: from artnb.data import IMAGE_EXTS as exts
-        except ImportError: exts = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff'}
+def expand_paths(paths, exts=IMAGE_EXTS) -> list:
+    "Files from `paths` in the order given: a file as given, a folder searched recursively (sorted) for names with an image suffix, special files and broken symlinks included so they get reported"
     out = []
     for p in map(Path, paths):
-        if p.is_dir(): out += sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in exts and not f.name.startswith('.'))
+        if p.is_dir():
+            found = []
+            for dp, dns, fns in os.walk(p):   # symlinked folders are not followed (no loops)
+                dns[:] = sorted(n for n in dns if not n.startswith('.'))
+                found += [Path(dp)/n for n in fns if not n.startswith('.') and Path(n).suffix.lower() in exts]
+            out += sorted(found)
         else: out.append(p)
     return out
 
@@ -867,41 +983,65 @@ def gradcam_overlays(pred:Predictor, xb:torch.Tensor, targets) -> np.ndarray:
     rgb = xb.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32) / 255.
     return np.stack([show_cam_on_image(r, m, use_rgb=True) for r, m in zip(rgb, masks)])
 
+def _check_predict_args(model_dir, paths, out, cam, bs, topk):
+    "`UsageError` (exit 2) for anything wrong with the arguments, before any model is loaded or image read"
+    check_number('--bs', bs, 1, 4096); check_number('--topk', topk, 1, 1000)
+    if not len(paths): raise UsageError("give at least one image file or folder")
+    gone = [str(p) for p in paths if not os.path.lexists(p)]
+    if gone: raise UsageError(f"input path(s) do not exist: {', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}")
+    if out: check_writable(out)
+    if cam is not None:
+        c = Path(cam)
+        if c.exists() and not c.is_dir(): raise UsageError(f"--cam {c} is a file: give a folder")
+        if not c.exists() and not c.parent.is_dir(): raise UsageError(f"--cam {c}: the folder {c.parent} does not exist")
+    try: return load_model(model_dir)
+    except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
+
 def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, progress:bool=True) -> pd.DataFrame:
-    "Predict image files / folders with a `save_model` folder; unreadable files get an `error`, not an exception"
-    pred = load_model(model_dir)
-    files = expand_paths(L(paths))
+    "Predict image files / folders (rows in input order) with a `save_model` folder; unreadable files get an `error`, wrong arguments a `UsageError` before any work"
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk)
+    files = expand_paths(paths)
+    if not files: raise UsageError(f"no image files ({', '.join(sorted(IMAGE_EXTS))}) in {', '.join(map(str, paths))[:300]}")
     topk = max(1, min(int(topk), len(pred.classes)))
-    if cam is not None: Path(cam).mkdir(parents=True, exist_ok=True)
+    if cam is not None: Path(cam).mkdir(exist_ok=True)
     rows = []
     chunks = range(0, len(files), bs)
     for i in (progress_bar(chunks) if progress and len(files) else chunks):
-        good, xs = [], []
-        for f in files[i:i+bs]:
-            try: xs.append(pred.preprocess(f)); good.append(f)
+        good, xs, batch = [], [], files[i:i+bs]
+        for n, f in enumerate(batch, i):
+            try: xs.append(pred.preprocess(f)); good.append((n, f))
             except Exception as e:
-                msg = f"{type(e).__name__}: {e}".replace('\n', ' ')
+                msg = e.reason if isinstance(e, BadImage) else one_line(f"{type(e).__name__}: {e}", 300)
                 print(f"artnb-predict: cannot read {f}: {msg}", file=sys.stderr)
-                rows.append(dict(path=str(f), error=msg))
+                rows.append(dict(_i=n, path=str(f), error=msg))
         if not xs: continue
         xb = torch.stack(xs)
         probs = pred.predict_tensors(xb)
         labels = pred.labels_for(probs)
-        order = np.argsort(-probs, 1)[:, :topk]
+        order = np.argsort(-np.nan_to_num(probs, nan=-1.), 1)[:, :topk]
         cams = gradcam_overlays(pred, xb, order[:, 0]) if cam is not None else None
-        for j, f in enumerate(good):
-            r = dict(path=str(f), label=labels[j], prob=float(probs[j, order[j, 0]]))
+        for j, (n, f) in enumerate(good):
+            r = dict(_i=n, path=str(f), label=labels[j], prob=float(probs[j, order[j, 0]]))
             for k in range(1, topk): r[f'label_{k+1}'], r[f'prob_{k+1}'] = pred.classes[order[j, k]], float(probs[j, order[j, k]])
-            r['error'] = ''
+            r['error'] = '' if np.isfinite(probs[j]).all() else 'model output is not finite'
             if cams is not None:
-                cp = Path(cam)/f"{i+j:05d}_{f.stem}_cam.png"
+                cp = Path(cam)/f"{r['_i']:05d}_{f.stem}_cam.png"
                 Image.fromarray(cams[j]).save(cp); r['cam'] = str(cp)
             rows.append(r)
     cols = ['path', 'label', 'prob'] + [c for k in range(2, topk+1) for c in (f'label_{k}', f'prob_{k}')] + ['error'] + (['cam'] if cam is not None else [])
-    df = pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(sorted(rows, key=lambda r: r['_i']), columns=cols)
     df['error'] = df['error'].fillna('')
-    if out: df.to_csv(out, index=False)
+    if out: write_csv_atomic(df, out)
     return df
+
+def predict_main(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1) -> int:
+    "What `artnb-predict` does: 0 when every image was predicted, 1 when some were unreadable (listed on stderr and in the CSV)"
+    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk)
+    except UsageError as e: raise UsageError(f"artnb-predict: {e}") from None
+    n_err = int((df['error'] != '').sum())
+    print(f"artnb-predict: {len(df) - n_err} images predicted, {n_err} unreadable -> {out}", file=sys.stderr)
+    return 1 if n_err else 0
 
 @call_parse
 def predict_cli(model_dir:str,  # folder written by save_model (model.safetensors + config.json)
@@ -910,8 +1050,6 @@ def predict_cli(model_dir:str,  # folder written by save_model (model.safetensor
                 cam:str=None,  # folder for Grad-CAM overlays (none if not given)
                 bs:int=32,  # batch size
                 topk:int=1):  # how many top classes per image in the CSV
-    "Predict images with a saved artnb model; unreadable files are listed (CSV `error` column, stderr), not fatal"
-    df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk)
-    n_err = int((df['error'] != '').sum())
-    print(f"artnb-predict: {len(df) - n_err} images predicted, {n_err} unreadable -> {out}", file=sys.stderr)
-    return 0
+    "Predict images with a saved artnb model: exit 0 when all were predicted, 1 when some were unreadable (listed), 2 for wrong arguments"
+    escape_stdio()
+    return run_cli(predict_cli, predict_main, model_dir, paths, out=out, cam=cam, bs=bs, topk=topk)

@@ -1,0 +1,355 @@
+"""Hostile files and bad parameters: every case gets a one-line message and the right exit code, nothing hangs.
+
+One test per row of the issue's table (rows 1-10), the classic bad images, and more: CSVs, configs and inputs that make no
+sense. CLIs run as subprocesses of the venv's `artnb-scan` / `artnb-predict`, each with a timeout.
+Exit codes: 0 every input handled, 1 some inputs unreadable (listed), 2 wrong arguments.
+"""
+import io, json, os, shutil, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from PIL import Image
+
+from artnb.data import (scan, validate, inspect_image, load_rgb, read_regular_file, write_bad_fixture, write_csv_atomic,
+                        BadImage, IMAGE_EXTS, art_dls, split_items, cache_resized)
+from artnb.data import scan_main, UsageError
+from artnb.learner import art_learner, save_model, load_model, check_config, Predictor, predict_files, predict_main, expand_paths
+from fastcore.script import CliError
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TIMEOUT = 600   # seconds per CLI run (they take ~10 s); a hang fails the test instead of blocking the suite
+ENV = {**os.environ, 'PYTHONPATH': str(ROOT), 'HF_HUB_OFFLINE': '1', 'PYTHONIOENCODING': 'utf-8'}
+
+
+def cli(name, *args):
+    "(exit status, stdout, stderr) of `name` (artnb-scan / artnb-predict) run with `args`, killed after TIMEOUT s"
+    exe = BIN/name
+    assert exe.exists(), f"{exe} missing: pip install -e . in the venv"
+    r = subprocess.run([str(exe)] + [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in args],
+                       capture_output=True, text=True, env=ENV, timeout=TIMEOUT, errors='backslashreplace')
+    return r.returncode, r.stdout, r.stderr
+
+
+def last_line(s): return s.strip().splitlines()[-1] if s.strip() else ''
+
+
+def picture(seed, size=(64, 48)):
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w] / w
+    a = np.stack([np.sin(rng.uniform(3, 12) * (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1)) + rng.uniform(0, 6))
+                  for _ in range(3)], -1)
+    return Image.fromarray(((a + 1) * 127).clip(0, 255).astype(np.uint8))
+
+
+def dataset(d, n=3):
+    "An ImageFolder with classes a and b, `n` distinct good images each"
+    for c, off in (('a', 0), ('b', 100)):
+        (d/c).mkdir(parents=True, exist_ok=True)
+        for i in range(n): picture(off + i).save(d/c/f'{i}.jpg', quality=90)
+    return d
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory):
+    "A saved (untrained) simple_cnn model folder: enough for every loading and prediction check"
+    d = dataset(tmp_path_factory.mktemp('train')/'ds', n=4)
+    items = split_items(validate(scan(d), verbose=False, progress=False)[0], ratios=(0.5, 0.5))
+    learn = art_learner(art_dls(items, size=32, bs=4), 'simple_cnn', head='gap', pretrained=False)
+    return save_model(learn, tmp_path_factory.mktemp('model')/'m')
+
+
+def tamper(src, dst, text=None, **changes):
+    "Copy of model folder `src` at `dst` with config.json changed (keys set / removed with None) or replaced by `text`"
+    shutil.copytree(src, dst)
+    if text is None:
+        c = json.loads((src/'config.json').read_text())
+        for k, v in changes.items():
+            if v is None: c.pop(k)
+            else: c[k] = v
+        text = json.dumps(c)
+    (dst/'config.json').write_bytes(text if isinstance(text, bytes) else text.encode())
+    return dst
+
+
+# ---- row 1: FIFO and a symlink to an endless device inside a class folder
+def test_row1_fifo_and_device_symlink(tmp_path, model):
+    d = dataset(tmp_path/'ds')
+    os.mkfifo(d/'a'/'p.jpg')
+    os.symlink('/dev/zero', d/'b'/'zero.png')
+    t0 = time.time()
+    with pytest.raises(BadImage, match=r'not a regular file \(a FIFO'): inspect_image(d/'a'/'p.jpg')
+    with pytest.raises(BadImage, match=r'not a regular file \(a character device\)'): load_rgb(d/'b'/'zero.png')
+    assert time.time() - t0 < 2
+    rc, so, se = cli('artnb-scan', d)
+    assert rc == 1, se
+    assert 'not a regular file (a FIFO (named pipe)): ' in so and 'not a regular file (a character device): ' in so
+    assert '2 of 8 files refused' in se
+    out = tmp_path/'preds.csv'
+    rc, so, se = cli('artnb-predict', model, d, '--out', out)
+    assert rc == 1, se
+    df = pd.read_csv(out, keep_default_na=False)
+    err = dict(zip(df.path.map(lambda p: Path(p).relative_to(d).as_posix()), df.error))
+    assert err['a/p.jpg'].startswith('not a regular file (a FIFO') and err['b/zero.png'] == 'not a regular file (a character device)'
+    assert len(err) == 8 and sum(e == '' for e in err.values()) == 6
+
+
+# ---- row 2: a 12000 x 12000 PNG is a decompression bomb for prediction too
+def test_row2_large_png_refused_everywhere(tmp_path, model):
+    big = tmp_path/'in'/'big.png'; big.parent.mkdir()
+    Image.new('1', (12000, 12000)).save(big)                    # ~20 KB on disk, 144 M pixels
+    assert big.stat().st_size < 1_000_000
+    msg = 'decompression bomb (12000 x 12000 px > 89478485 px limit)'
+    with pytest.raises(BadImage) as e: inspect_image(big)
+    assert e.value.reason == msg
+    pred = load_model(model)
+    with pytest.raises(BadImage, match=r'decompression bomb \(12000 x 12000'): pred.predict([big])
+    picture(1).save(tmp_path/'in'/'ok.jpg')
+    out = tmp_path/'p.csv'
+    rc, so, se = cli('artnb-predict', model, tmp_path/'in', '--out', out)
+    assert rc == 1 and f'big.png: {msg}' in se, se
+    df = pd.read_csv(out, keep_default_na=False)
+    assert df.error.tolist() == [msg, '']
+
+
+# ---- row 3: a config that would allocate gigabytes is refused before building anything
+@pytest.mark.parametrize('changes,msg', [
+    (dict(head='dense', head_kw={'widths': [40000, 40000]}), 'M parameters, over the 150 M budget'),
+    (dict(arch='vit_large_patch16_224', size=[224, 224]), 'M parameters, over the 150 M budget'),
+    (dict(arch='vit_large_patch16_224'), 'M parameters, over the 150 M budget'),
+    (dict(head='s0'), 'Weights do not match simple_cnn/s0'),
+    (dict(size=[100000, 100000]), 'size must be [height, width]'),
+])
+def test_row3_model_size_budget(tmp_path, model, changes, msg):
+    m = tamper(model, tmp_path/'m', **changes)
+    t0 = time.time()
+    with pytest.raises(ValueError) as e: load_model(m)
+    assert msg in str(e.value) and '\n' not in str(e.value)
+    assert time.time() - t0 < 30
+
+
+def test_row3_cli_budget(tmp_path, model):
+    m = tamper(model, tmp_path/'m', head='dense', head_kw={'widths': [40000, 40000]})
+    picture(0).save(tmp_path/'x.jpg')
+    rc, so, se = cli('artnb-predict', m, tmp_path/'x.jpg', '--out', tmp_path/'p.csv')
+    assert rc == 2 and se.startswith('artnb-predict: model ') and 'over the 150 M budget' in se and len(se.strip().splitlines()) == 1, se
+    assert not (tmp_path/'p.csv').exists()
+
+
+# ---- row 4: configs with NaN / inf / wrong types / bad encoding / deep nesting
+@pytest.mark.parametrize('changes,text,msg', [
+    (dict(std=[float('nan'), 0.2, 0.2]), None, 'non-finite number (NaN)'),
+    (dict(mean=[float('inf'), 0.4, 0.4]), None, 'non-finite number (Infinity)'),
+    (dict(head_kw={'p': 5}), None, 'head_kw.p must be a number in [0, 1)'),
+    (dict(head_kw={'p': 'evil'}), None, 'head_kw.p must be a number in [0, 1)'),
+    (dict(std=[0, 1, 1]), None, 'std must be 3 finite numbers > 0'),
+    (dict(single_logit='yes'), None, 'single_logit must be true or false'),
+    (dict(classes=['a', 'a']), None, 'duplicate names'),
+    (dict(classes='ab'), None, 'classes must be a list'),
+    ({}, b'{"format": "artnb-model", "arch": "r\xff"}', 'not UTF-8 text (byte 0xff'),
+    ({}, '[' * 200000 + ']' * 200000, 'nested too deeply'),
+    ({}, '{"format": ', 'not valid JSON'),
+    ({}, '[1, 2]', 'must hold a JSON object'),
+    ({}, ' ' * (2**20 + 1), 'file too large'),
+])
+def test_row4_config_values(tmp_path, model, changes, text, msg):
+    m = tamper(model, tmp_path/'m', text=text, **changes)
+    with pytest.raises(ValueError) as e: load_model(m)
+    assert msg in str(e.value) and '\n' not in str(e.value), str(e.value)
+
+
+def test_row4_weights_nan_and_bad_header(tmp_path, model):
+    from safetensors.torch import load_file, save_file
+    m = tamper(model, tmp_path/'nan')
+    sd = load_file(str(m/'model.safetensors')); k = next(iter(sd)); sd[k][...] = float('nan')
+    save_file(sd, str(m/'model.safetensors'))
+    with pytest.raises(ValueError, match='NaN or infinite values'): load_model(m)
+    m2 = tamper(model, tmp_path/'trunc')
+    raw = (m2/'model.safetensors').read_bytes(); (m2/'model.safetensors').write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(ValueError, match='invalid entry in the header'): load_model(m2)
+    (m2/'model.safetensors').write_bytes((10**12).to_bytes(8, 'little') + b'{}')
+    with pytest.raises(ValueError, match='not a safetensors file'): load_model(m2)
+
+
+# ---- rows 5 and 6: wrong arguments to artnb-predict: exit 2, one line, before any work
+def test_rows5_6_predict_usage_errors(tmp_path, model):
+    (tmp_path/'imgs').mkdir(); picture(0).save(tmp_path/'imgs'/'a.jpg')
+    pk = tmp_path/'pickled'; pk.mkdir(); (pk/'model.pkl').write_bytes(b'\x80\x04N.')
+    (tmp_path/'empty').mkdir()
+    out = tmp_path/'p.csv'
+    cases = {   # each a subprocess (they take ~10-40 s each to import torch/fastai): the table's cases
+        'missing input': ([model, tmp_path/'nope.jpg'], 'input path(s) do not exist'),
+        'bs -1': ([model, tmp_path/'imgs', '--bs', '-1'], '--bs must be an integer >= 1'),
+        'bs 0': ([model, tmp_path/'imgs', '--bs', '0'], '--bs must be an integer >= 1'),
+        'missing model': ([tmp_path/'no_model', tmp_path/'imgs'], 'does not exist: give the folder save_model wrote'),
+        'pickle only': ([pk, tmp_path/'imgs'], 'found model.pkl: pickles are never loaded'),
+        'out folder missing': ([model, tmp_path/'imgs', '--out', tmp_path/'nodir'/'p.csv'], 'does not exist'),
+    }
+    more = {   # the same checks in-process (same code path, exit status from UsageError.code)
+        'topk 0': (dict(paths=[tmp_path/'imgs'], topk=0), '--topk must be an integer >= 1'),
+        'out is a folder': (dict(paths=[tmp_path/'imgs'], out=tmp_path), 'is a folder'),
+        'no images': (dict(paths=[tmp_path/'empty']), 'no image files'),
+    }
+    for k, (kw, msg) in more.items():
+        with pytest.raises(UsageError) as e: predict_main(model, **{'out': out, **kw})
+        assert e.value.code == 2 and msg in str(e.value) and str(e.value).startswith('artnb-predict: '), (k, str(e.value))
+    with ThreadPoolExecutor(3) as ex:
+        res = dict(zip(cases, ex.map(lambda c: cli('artnb-predict', *c[0], *([] if '--out' in c[0] else ['--out', out])),
+                                     cases.values())))
+    for k, (rc, so, se) in res.items():
+        assert rc == 2, (k, rc, se)
+        assert cases[k][1] in se and se.startswith('artnb-predict: ') and len(se.strip().splitlines()) == 1 and 'Traceback' not in se, (k, se)
+        assert 'cannot read' not in se and 'predicted' not in se, (k, se)   # refused before any work
+    assert not out.exists()
+    with pytest.raises(Exception, match='do not exist'): predict_files(model, [tmp_path/'nope.jpg'], out=None, progress=False)
+
+
+# ---- row 7: a file name that is not UTF-8
+def test_row7_non_utf8_name(tmp_path, model):
+    d = dataset(tmp_path/'ds')
+    name = os.fsencode(d/'a') + b'/x_\xff.jpg'
+    with open(name, 'wb') as f: picture(7).save(f, 'JPEG')
+    out = tmp_path/'items.csv'
+    rc, so, se = cli('artnb-scan', d, '--out', out)
+    assert rc == 0 and 'Traceback' not in se, se
+    text = out.read_text(encoding='utf-8')
+    assert 'x_\\udcff.jpg' in text and len(pd.read_csv(out)) == 7     # escaped, complete
+    pout = tmp_path/'preds.csv'
+    rc, so, se = cli('artnb-predict', model, d, '--out', pout)
+    assert rc == 0 and 'Traceback' not in se, se
+    df = pd.read_csv(pout, keep_default_na=False)
+    assert len(df) == 7 and (df.error == '').all() and df.path.str.contains('x_\\udcff', regex=False).sum() == 1
+
+
+# ---- row 8: a symlink loop
+def test_row8_symlink_loop(tmp_path):
+    d = dataset(tmp_path/'ds')
+    os.symlink(d/'a'/'b.jpg', d/'a'/'a.jpg'); os.symlink(d/'a'/'a.jpg', d/'a'/'b.jpg')
+    good, bad = validate(scan(d), verbose=False)
+    assert bad.reason.tolist() == ['symlink loop', 'symlink loop'] and len(good) == 6
+    rc, so, se = cli('artnb-scan', d)
+    assert rc == 1 and 'Traceback' not in se and so.count('symlink loop: /') == 2, se
+
+
+# ---- row 9: GIFs and broken symlinks; rows in input order
+def test_row9_gif_broken_symlink_and_order(tmp_path, model):
+    assert '.gif' in IMAGE_EXTS
+    d = dataset(tmp_path/'ds')
+    picture(5).save(d/'a'/'anim.gif')
+    os.symlink(tmp_path/'gone.jpg', d/'b'/'dangling.jpg')
+    good, bad = validate(scan(d), verbose=False)
+    assert any(p.endswith('anim.gif') for p in good.path)
+    assert dict(zip(bad.path.map(lambda p: Path(p).name), bad.reason)) == {'dangling.jpg': 'broken symlink'}
+    files = expand_paths([d/'b'/'2.jpg', d, d/'a'/'0.jpg'])
+    assert files[0] == d/'b'/'2.jpg' and files[-1] == d/'a'/'0.jpg' and d/'a'/'anim.gif' in files and d/'b'/'dangling.jpg' in files
+    out = tmp_path/'p.csv'
+    rc, so, se = cli('artnb-predict', model, d/'b'/'2.jpg', d, d/'a'/'0.jpg', '--out', out, '--bs', '3')
+    assert rc == 1 and 'dangling.jpg: broken symlink' in se, se
+    df = pd.read_csv(out, keep_default_na=False)
+    assert [Path(p) for p in df.path] == files                        # input order, across batches and errors
+    assert df.set_index(df.path.map(lambda p: Path(p).name)).loc['anim.gif', 'error'] == ''
+
+
+# ---- row 10: invalid artnb-scan options
+def test_row10_scan_usage_errors(tmp_path):
+    d = dataset(tmp_path/'ds')
+    cases = {('--max-dist', '-1'): '--max-dist must be an integer >= 0', ('--min-side', '-5'): '--min-side must be an integer >= 1'}
+    with ThreadPoolExecutor(2) as ex:
+        res = dict(zip(cases, ex.map(lambda a: cli('artnb-scan', d, *a), cases)))
+    for kw, msg in [(dict(workers=-2), '--workers must be'), (dict(layout='imagenet'), 'unknown layout'),
+                    (dict(out=tmp_path/'no'/'x.csv'), 'does not exist'), (dict(root=tmp_path/'nothing'), 'does not exist')]:
+        with pytest.raises(UsageError) as e: scan_main(**{'root': d, **kw})
+        assert e.value.code == 2 and msg in str(e.value), str(e.value)
+    for k, (rc, so, se) in res.items():
+        assert rc == 2 and cases[k] in se and len(se.strip().splitlines()) == 1, (k, rc, se)
+        assert 'layout' not in so, k                                      # checked before any scanning
+
+
+# ---- the classic bad images, through validate and artnb-predict
+def test_classic_bad_images(tmp_path, model):
+    d = tmp_path/'fx'
+    expected = write_bad_fixture(d)
+    good, bad = validate(scan(d), verbose=False)
+    reasons = {Path(p).relative_to(d.resolve()).as_posix(): r for p, r in zip(bad.path, bad.reason)}
+    for k, v in expected.items():
+        if v == 'ok': assert k not in reasons, k
+        else: assert reasons[k].startswith(v), (k, reasons[k])
+    out = tmp_path/'p.csv'
+    rc, so, se = cli('artnb-predict', model, d, '--out', out)
+    assert rc == 1, se
+    df = pd.read_csv(out, keep_default_na=False)
+    err = {Path(p).relative_to(d).as_posix(): e for p, e in zip(df.path, df.error)}
+    for k, v in expected.items():
+        if k.endswith('.txt'): assert k not in err; continue          # not an image suffix: not an input of artnb-predict
+        v = '' if v in ('ok', 'too small') else v                        # prediction has no minimum side (it resizes)
+        assert err[k].startswith(v) and (v or err[k] == ''), (k, err[k])
+        if v: assert f'{k}: {err[k]}' in se
+
+
+# ---- beyond the table: CSVs that make no sense
+@pytest.mark.parametrize('text,msg', [
+    ('', 'is empty'),
+    ('path,label\n', 'has a header but no rows'),
+    ('file,class\na.jpg,x\n', "lacks column(s) ['label', 'path']"),
+    ('path,label\na.jpg,\n', "label '' is empty"),
+    ('path,label\n../../etc/passwd,x\n', "points outside the CSV's folder"),
+    ('path,label\na.jpg,x\na.jpg,y\n', 'listed twice with different labels'),
+    ('path,label,split\na.jpg,x,banana\n', "split 'banana' is not one of"),
+    (b'path,label\na\xff.jpg,x\n', 'not UTF-8 text'),
+    ('path,label\n"a.jpg,x\n', 'not a readable CSV'),
+])
+def test_csv_that_makes_no_sense(tmp_path, text, msg):
+    p = tmp_path/'items.csv'
+    p.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ValueError) as e: scan(p)
+    assert msg in str(e.value) and '\n' not in str(e.value), str(e.value)
+
+
+def test_csv_scan_main_one_line(tmp_path):
+    p = tmp_path/'items.csv'; p.write_text('path,label\n')
+    with pytest.raises(CliError) as e: scan_main(p)
+    assert getattr(e.value, 'code', 1) == 1 and 'has a header but no rows' in str(e.value) and '\n' not in str(e.value)
+
+
+def test_csv_missing_files_reported(tmp_path):
+    picture(0).save(tmp_path/'a.jpg'); picture(1).save(tmp_path/'b.jpg')
+    (tmp_path/'items.csv').write_text(f'path,label\na.jpg,x\nb.jpg,y\nmissing.jpg,x\n{tmp_path}/abs.jpg,y\n')
+    good, bad = validate(scan(tmp_path/'items.csv'), verbose=False)
+    assert len(good) == 2 and bad.reason.tolist() == ['missing (no such file)'] * 2
+
+
+# ---- atomic output, size cap, every reader shares the limits
+def test_atomic_csv_never_truncated(tmp_path):
+    out = tmp_path/'o.csv'
+    write_csv_atomic(pd.DataFrame({'path': ['a'], 'x': [1]}), out)
+    before = out.read_text()
+    with pytest.raises(KeyError): write_csv_atomic(pd.DataFrame({'path': ['b']}), out, columns=['nope'])
+    assert out.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ['o.csv']
+
+
+def test_every_reader_has_the_limits(tmp_path, model):
+    from artnb.data import _png_header_only, ArtImage
+    bomb = tmp_path/'bomb.png'; bomb.write_bytes(_png_header_only(30000, 30000))
+    t0 = time.time()
+    for f in (inspect_image, load_rgb, ArtImage.create, load_model(model).preprocess, read_regular_file):
+        if f is read_regular_file: f(bomb); continue                        # reading bytes is fine; decoding is refused
+        with pytest.raises(BadImage, match='decompression bomb'): f(bomb)
+    items = pd.DataFrame({'path': [str(bomb)], 'label': ['a']})
+    with pytest.raises(ValueError, match='decompression bomb'): cache_resized(items, tmp_path/'cache', verbose=False)
+    with pytest.raises(BadImage, match='file too large'): read_regular_file(bomb, max_bytes=10)
+    assert time.time() - t0 < 10
+
+
+def test_check_config_roundtrip(model):
+    cfg = json.loads((model/'config.json').read_text())
+    assert check_config(cfg) is cfg
+    assert isinstance(load_model(model), Predictor)
+
+
+def test_metrics_json_with_non_utf8_file_name(tmp_path):
+    "A skipped file whose name is not UTF-8 survives into metrics.json (escaped) instead of crashing the write"
+    from artnb.analysis import save_metrics, load_metrics
+    p = save_metrics(tmp_path, '06_backbones', 'S3', 'real', str(tmp_path), {'epochs': 1},
+                     {'accuracy': 0.5}, data_info={'bad_files': [{'file': 'x_\udcff.jpg', 'reason': 'not an image'}]})
+    assert load_metrics(p)['data']['bad_files'][0]['file'] == 'x_\udcff.jpg'
