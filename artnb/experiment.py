@@ -134,8 +134,8 @@ def paper_comparison(headline:dict, paper_reported:dict|None, data_kind:str) -> 
 
 # %% ../nbs/02b_experiment.ipynb #93237057
 def _headline_n(results:dict, key:str):
-    "How many images a headline number came from: results.headline_n, else the size of the evaluation split"
-    n = (results.get('headline_n') or {}).get(key)
+    "How many images a headline number came from: results.headline_n ([metric, n] pairs), else the evaluation split's size"
+    n = dict(results.get('headline_n') or []).get(key)
     if n is None:
         data = results.get('data') or {}
         sn = data.get('split_n') or {}
@@ -414,7 +414,9 @@ def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, targe
             if recipe != 'artnb': raise ValueError(f"unknown recipe {recipe!r}: use 'probe', 'artnb' or a function items -> Learner")
             learn = fit_artnb(items, arch, pretrained, size, task=task, target=target, label_col=label_col, seed=seed, **recipe_kw)
             info['recipe_log'] = getattr(learn, 'recipe_log', {})
-            if threshold == 'auto': threshold = 'balanced_accuracy'
+            # a head refitted on train + valid has seen the validation labels: a threshold chosen there would be
+            # optimistic, and the class-weighted head already targets balanced accuracy
+            if threshold == 'auto': threshold = None if info['recipe_log'].get('refit_head') else 'balanced_accuracy'
         else: learn = recipe(items)
         if threshold == 'auto': threshold = None
         hist = history(learn)

@@ -279,7 +279,8 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
         if refit_head and has_w:   # the final head: a probe on the final body's features of train + valid rows
             fit_rows = items[items['split'].isin(['train', 'valid'])]
             yfit = task_labels(fit_rows, task, target, label_col).astype(str).to_numpy()
-            head_from_probe(learn, fit_probe(learner_features(learn, fit_rows['path']), yfit, seed=seed))
+            known = np.isin(yfit, classes)   # a class seen only in valid has no output of its own
+            head_from_probe(learn, fit_probe(learner_features(learn, fit_rows['path'][known]), yfit[known], seed=seed))
             learn.recipe_log['refit_head'] = True
     return learn
 
