@@ -5,6 +5,7 @@
 # %% ../nbs/01b_recipes.ipynb #927f3fc9
 from __future__ import annotations
 import copy, hashlib, os, time, warnings
+from contextlib import nullcontext
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import Callback, CrossEntropyLossFlat, PILImage, Resize, PadMode, default_device, set_seed, L
@@ -19,7 +20,7 @@ from .learner import create_body_and_stats, default_size, art_learner, arch_sour
 
 # %% auto #0
 __all__ = ['PROBE_KINDS', 'PROBE_GRID', 'ARTNB_DEFAULTS', 'image_tensor', 'FeatureExtractor', 'extractor', 'fit_probe',
-           'probs_table', 'probe_predictions', 'kfold_splits', 'BnEval', 'BestWeights', 'class_weights',
+           'probs_table', 'probe_predictions', 'kfold_splits', 'BnEval', 'BestWeights', 'inverse_frequency_weights',
            'head_from_probe', 'learner_features', 'fit_artnb']
 
 # %% ../nbs/01b_recipes.ipynb #dcad3478
@@ -202,7 +203,7 @@ class BestWeights(Callback):
     def after_fit(self):
         if self.best_state is not None: self.learn.model.load_state_dict(self.best_state)
 
-def class_weights(labels, classes) -> torch.Tensor:
+def inverse_frequency_weights(labels, classes) -> torch.Tensor:
     "Inverse-frequency weights (mean 1 over the samples) for `classes`, from the training `labels`"
     counts = pd.Series([str(o) for o in labels]).value_counts()
     n = np.array([counts.get(str(c), 0) for c in classes], dtype=np.float64)
@@ -253,13 +254,13 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
                   bs=max(2, min(int(bs), n_train)), seed=seed, normalize=model_stats(arch))
     classes = [str(c) for c in dls.vocab]
     ytr = task_labels(tr, task, target, label_col).astype(str)
-    w = _class_weights_fn(ytr, classes) if class_weights else None
+    w = inverse_frequency_weights(ytr, classes) if class_weights else None
     loss = CrossEntropyLossFlat(weight=w, label_smoothing=float(label_smoothing))
     has_w = bool(pretrained) and arch_source(arch) != 'simple'
     learn = art_learner(dls, arch, head='gap', pretrained=has_w, opt='adamw', lr=lr, wd=wd, loss_func=loss,
                         freeze=True, cbs=[BnEval()])
     learn.recipe_log = dict(recipe='artnb', size=size, probe_init=False, freeze_epochs=0, epochs=int(epochs))
-    with (_nullctx() if progress else learn.no_bar()), (_nullctx() if progress else learn.no_logging()), \
+    with (nullcontext() if progress else learn.no_bar()), (nullcontext() if progress else learn.no_logging()), \
          warnings.catch_warnings():
         warnings.simplefilter('ignore')
         if has_w and probe_init:
@@ -284,8 +285,3 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
             learn.recipe_log['refit_head'] = True
     return learn
 
-_class_weights_fn = class_weights
-
-class _nullctx:
-    def __enter__(self): return self
-    def __exit__(self, *a): return False
