@@ -11,28 +11,33 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np, pandas as pd
-from PIL import Image, ImageFilter, ImageOps
-import matplotlib
+from PIL import Image, ImageFilter
 import matplotlib.pyplot as plt
+from fastai.vision.core import PILImage, PILBase
+from . import __version__
+from .core import load_rgb
+from .data import items_dl
+from .learner import positive_index
+
 
 # %% auto #0
-__all__ = ['HEADLINE_METRICS', 'DATA_KINDS', 'METRICS_SCHEMA', 'CAM_METHODS', 'PERTURB_LEVELS', 'image_dl', 'predictions',
-           'positive_class', 'ece', 'per_class_table', 'classification_metrics', 'bootstrap_ci', 'metrics_table',
-           'confusion', 'source_truth', 'extended_confusion', 'reliability', 'choose_threshold', 'apply_threshold',
-           'data_tag', 'save_fig', 'plot_confusion', 'plot_extended_confusion', 'plot_reliability', 'plot_metrics_ci',
-           'to_jsonable', 'validate_metrics', 'save_metrics', 'load_metrics', 'find_target_layer', 'cam', 'cam_overlay',
-           'plot_cam_grid', 'top_mistakes', 'top_mistakes_gallery', 'compare_cams', 'perturb', 'robustness_sweep',
-           'plot_robustness', 'format_metrics']
+__all__ = ['HEADLINE_METRICS', 'DATA_KINDS', 'METRICS_SCHEMA', 'PERTURB_LEVELS', 'class_names', 'prob_matrix', 'to_pil',
+           'image_dl', 'predictions', 'pred_classes', 'truth_column', 'positive_class', 'ece', 'per_class_table',
+           'classification_metrics', 'bootstrap_ci', 'metrics_table', 'confusion', 'source_truth', 'extended_confusion',
+           'reliability', 'binary_threshold', 'apply_threshold', 'data_tag', 'save_fig', 'finish_figure',
+           'plot_confusion', 'plot_extended_confusion', 'plot_reliability', 'plot_metrics_ci', 'to_jsonable',
+           'validate_metrics', 'save_metrics', 'load_metrics', 'perturb', 'robustness_sweep', 'plot_robustness',
+           'format_metrics']
 
 # %% ../nbs/02_analysis.ipynb #70823947
-def _vocab(learn) -> list:
+def class_names(learn) -> list:
     "Class names of a fastai learner, as strings, in output order."
     v = getattr(learn.dls, 'vocab', None)
     if v is None: raise ValueError('learner.dls has no vocab: predictions() needs a classification learner')
     if len(v) == 2 and not isinstance(v[0], str) and hasattr(v[0], '__len__'): v = v[-1]  # (x vocab, y vocab)
     return [str(o) for o in v]
 
-def _prob_matrix(probs, n_classes: int) -> np.ndarray:
+def prob_matrix(probs, n_classes: int) -> np.ndarray:
     "(N,C) probabilities; a single-logit binary output (N,) or (N,1) becomes [1-p, p]."
     P = np.asarray(probs, dtype=np.float64)
     if P.ndim == 1: P = P[:, None]
@@ -50,14 +55,10 @@ def _target_idx(targs, n: int) -> np.ndarray | None:
     if t.ndim == 2: t = t.argmax(1)
     return np.rint(t).astype(int)
 
-def _to_pil(o, max_side=None) -> Image.Image:
+def to_pil(o, max_side=None) -> Image.Image:
     "An RGB PIL image from a path, PIL image, uint8/float array or CHW/HWC tensor."
     if isinstance(o, (str, Path)):
-        try:
-            from artnb.data import load_rgb
-            return load_rgb(o, max_side=max_side)
-        except ImportError:
-            im = ImageOps.exif_transpose(Image.open(o)).convert('RGB')
+        return load_rgb(o, max_side=max_side)
     elif isinstance(o, Image.Image): im = o.convert('RGB')
     else:
         a = np.asarray(o.detach().cpu() if hasattr(o, 'detach') else o)
@@ -70,7 +71,6 @@ def _to_pil(o, max_side=None) -> Image.Image:
 
 def _image_cls(learn):
     "The fastai image class (`PILImage` or a subclass such as artnb.data's `ArtImage`) the learner's data pipeline makes."
-    from fastai.vision.core import PILImage, PILBase
     try:
         for t in learn.dls.valid_ds.tls[0].types:
             for u in (t if isinstance(t, (list, tuple)) else [t]):
@@ -81,7 +81,7 @@ def _image_cls(learn):
 def image_dl(learn, images, bs: int = 64):
     "A fastai test `DataLoader` that runs the learner's own item/batch transforms on in-memory `images` (paths, PIL images or arrays)."
     cls = _image_cls(learn)
-    ims = [cls.create(_to_pil(o)) for o in images]
+    ims = [cls.create(to_pil(o)) for o in images]
     if not ims: raise ValueError('image_dl needs at least one image')
     return learn.dls.test_dl(ims, bs=bs, num_workers=0)
 
@@ -96,7 +96,7 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
     vocab, when labels are known), `pred`, `p_max`, `correct` and `prob_<class>` for every class.
     `dl_or_items`: None (the learner's validation set), a fastai DataLoader, an items DataFrame
     (run through `learn.dls.test_dl`) or a list of paths / PIL images."""
-    vocab = _vocab(learn)
+    vocab = class_names(learn)
     items = None
     if dl_or_items is None: dl = learn.dls.valid
     elif isinstance(dl_or_items, pd.DataFrame):
@@ -104,8 +104,7 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
         kw = dict(num_workers=0, **({} if bs is None else dict(bs=bs)))
         def _mk(wl):
             if getattr(learn.dls, 'art', None) is not None:   # made by artnb.data.art_dls: it knows the task's targets
-                from artnb.data import test_dl
-                return test_dl(learn.dls, items, split=None, with_labels=wl, **kw)
+                return items_dl(learn.dls, items, split=None, with_labels=wl, **kw)
             return learn.dls.test_dl(items, with_labels=wl, **kw)
         try: dl = _mk(with_labels)
         except Exception as e:
@@ -119,7 +118,7 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
                                        for i, o in enumerate(dl_or_items)]})
     else: dl = dl_or_items
     probs, targs = _get_preds(learn, dl)
-    P = _prob_matrix(probs, len(vocab)); n = len(P)
+    P = prob_matrix(probs, len(vocab)); n = len(P)
     if items is None:
         its = getattr(dl, 'items', None)
         if isinstance(its, pd.DataFrame): items = its.reset_index(drop=True)
@@ -140,13 +139,13 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
     return df
 
 # %% ../nbs/02_analysis.ipynb #231298e8
-def _classes(preds: pd.DataFrame) -> list:
+def pred_classes(preds: pd.DataFrame) -> list:
     cols = [c for c in preds.columns if c.startswith('prob_')]
     if cols: return [c[5:] for c in cols]
     if 'classes' in preds.attrs: return list(preds.attrs['classes'])
-    return sorted(set(map(str, preds[_target_col(preds)])) | set(map(str, preds['pred'])))
+    return sorted(set(map(str, preds[truth_column(preds)])) | set(map(str, preds['pred'])))
 
-def _target_col(preds: pd.DataFrame, target_col: str | None = None) -> str:
+def truth_column(preds: pd.DataFrame, target_col: str | None = None) -> str:
     if target_col is not None:
         if target_col not in preds: raise ValueError(f'no column {target_col!r} in the predictions table')
         return target_col
@@ -157,8 +156,8 @@ def _target_col(preds: pd.DataFrame, target_col: str | None = None) -> str:
 def _arrays(preds: pd.DataFrame, target_col: str | None = None):
     "(y, p, P, classes): true and predicted class indices, (N,C) probabilities or None, class names."
     if len(preds) == 0: raise ValueError('empty predictions table')
-    classes = _classes(preds); ix = {c: i for i, c in enumerate(classes)}
-    tc = _target_col(preds, target_col)
+    classes = pred_classes(preds); ix = {c: i for i, c in enumerate(classes)}
+    tc = truth_column(preds, target_col)
     bad = sorted(set(map(str, preds[tc])) - set(ix))
     if bad: raise ValueError(f'targets {bad[:5]} are not among the classes {classes[:10]}')
     bad = sorted(set(map(str, preds['pred'])) - set(ix))
@@ -172,7 +171,6 @@ def _arrays(preds: pd.DataFrame, target_col: str | None = None):
 
 def positive_class(classes: Sequence[str], pos_class: str | None = None) -> str:
     "The positive class of a binary task: `pos_class` if given, else artnb.learner's rule (`positive_index`: 'AI', or the class that is not 'other'/'not_...'/'human', else the second)."
-    from artnb.learner import positive_index
     classes = [str(c) for c in classes]
     return classes[positive_index(classes, pos_class)]
 
@@ -350,7 +348,7 @@ def confusion(preds: pd.DataFrame, normalize: str | None = None, target_col: str
 
 def source_truth(preds: pd.DataFrame, source_col: str = 'source', target_col: str | None = None) -> dict:
     "{source: its true class}, or 'mixed' for sources holding several classes (S1 writes it under each column)."
-    tc = _target_col(preds, target_col)
+    tc = truth_column(preds, target_col)
     g = preds.groupby(source_col, sort=False)[tc].agg(lambda s: s.iloc[0] if s.nunique() == 1 else 'mixed')
     return {str(k): str(v) for k, v in g.items()}
 
@@ -360,7 +358,7 @@ def extended_confusion(preds: pd.DataFrame, source_col: str = 'source', pred_col
     (ordered by their true class, then name), cells = fraction of the source's images (columns sum to 1),
     or raw counts if `counts`. `attrs['source_truth']` holds each source's true class when known."""
     if source_col not in preds: raise ValueError(f'no {source_col!r} column: extended_confusion needs a source per image')
-    classes = _classes(preds)
+    classes = pred_classes(preds)
     try: truth = source_truth(preds, source_col)
     except ValueError: truth = {}
     srcs = sorted(map(str, preds[source_col].unique()), key=lambda s: (truth.get(s, ''), s))
@@ -382,20 +380,20 @@ def reliability(preds: pd.DataFrame, n_bins: int = 15, target_col: str | None = 
 
 # %% ../nbs/02_analysis.ipynb #8c739920
 def _binary(preds, pos_class, target_col, need_target=True):
-    classes = _classes(preds)
+    classes = pred_classes(preds)
     pos = positive_class(classes, pos_class); neg = [c for c in classes if c != pos][0]
     s = preds[f'prob_{pos}'].to_numpy(np.float64)
-    y = (preds[_target_col(preds, target_col)].astype(str) == pos).to_numpy().astype(int) if need_target else None
+    y = (preds[truth_column(preds, target_col)].astype(str) == pos).to_numpy().astype(int) if need_target else None
     return s, y, pos, neg
 
-def choose_threshold(valid_preds: pd.DataFrame, goal: str = 'balanced_accuracy', target_fpr: float = 0.05,
+def binary_threshold(valid_preds: pd.DataFrame, goal: str = 'balanced_accuracy', target_fpr: float = 0.05,
                      pos_class: str | None = None, target_col: str | None = None) -> float:
     """Threshold t on p(pos_class) (predict positive when p >= t) chosen on validation predictions:
     goal 'balanced_accuracy' or 'f1' (best value, ties -> t nearest 0.5), or 'fpr' (lowest t with FPR <= target_fpr;
     `inf` when even the highest score gives too many false positives)."""
     from sklearn import metrics as skm
     s, y, pos, neg = _binary(valid_preds, pos_class, target_col)
-    if y.min() == y.max(): raise ValueError('choose_threshold needs both classes in the validation predictions')
+    if y.min() == y.max(): raise ValueError('binary_threshold needs both classes in the validation predictions')
     fpr, tpr, thr = skm.roc_curve(y, s, drop_intermediate=False)
     if goal == 'fpr':
         ok = np.flatnonzero(fpr <= target_fpr)
@@ -414,7 +412,7 @@ def apply_threshold(preds: pd.DataFrame, t: float, pos_class: str | None = None,
     s, _, pos, neg = _binary(preds, pos_class, target_col, need_target=False)
     out = preds.copy()
     out['pred'] = np.where(s >= t, pos, neg)
-    try: out['correct'] = out[_target_col(out, target_col)].astype(str) == out['pred']
+    try: out['correct'] = out[truth_column(out, target_col)].astype(str) == out['pred']
     except ValueError: pass
     out.attrs['threshold'] = float(t)
     return out
@@ -443,7 +441,7 @@ def save_fig(fig, out_dir, name: str, dpi: int = 110) -> Path:
     fig.savefig(p, dpi=dpi, bbox_inches='tight')
     return p
 
-def _finish(fig, title, data_kind=None, caption=None, out_dir=None, name=None):
+def finish_figure(fig, title, data_kind=None, caption=None, out_dir=None, name=None):
     "Title with the data kind, caption under the axes, optional save; returns fig."
     tag = data_tag(data_kind)
     fig.suptitle(f'{title} [{tag}]' if tag else title, fontsize=11)
@@ -476,7 +474,7 @@ def plot_confusion(preds: pd.DataFrame, normalize: str | None = 'true', target_c
     fig, ax = plt.subplots(figsize=(min(2 + 0.45 * C, 14), min(1.6 + 0.45 * C, 13)))
     _heatmap(ax, cm, 'd' if normalize is None else '.2f', vmax=None if normalize is None else 1)
     ax.set_xlabel('predicted'); ax.set_ylabel('true')
-    return _finish(fig, f'{title} (n={len(preds)})', data_kind, caption, out_dir, name)
+    return finish_figure(fig, f'{title} (n={len(preds)})', data_kind, caption, out_dir, name)
 
 def plot_extended_confusion(preds: pd.DataFrame, source_col: str = 'source', out_dir=None,
                             name: str = 'extended_confusion', data_kind: str | None = None,
@@ -488,7 +486,7 @@ def plot_extended_confusion(preds: pd.DataFrame, source_col: str = 'source', out
     fig, ax = plt.subplots(figsize=(min(2.5 + 1.5 * ec.shape[1], 18), min(2 + 0.5 * ec.shape[0], 12)))
     _heatmap(ax, shown, '.3f', cmap='Oranges', vmax=1, rotation=0 if ec.shape[1] <= 8 else 45)
     ax.set_xlabel(source_col); ax.set_ylabel('predicted')
-    return _finish(fig, title, data_kind, caption or 'cell = fraction of the column\'s images predicted as the row class',
+    return finish_figure(fig, title, data_kind, caption or 'cell = fraction of the column\'s images predicted as the row class',
                    out_dir, name)
 
 def plot_reliability(preds: pd.DataFrame, n_bins: int = 15, out_dir=None, name: str = 'reliability',
@@ -501,7 +499,7 @@ def plot_reliability(preds: pd.DataFrame, n_bins: int = 15, out_dir=None, name: 
     ax.plot([0, 1], [0, 1], 'k--', lw=1, label='perfect calibration')
     ax.set_ylabel('accuracy'); ax.set_ylim(0, 1); ax.legend(fontsize=7)
     ax2.bar(mid, bins['count'], width=w * 0.9, color='grey'); ax2.set_xlabel('confidence (p_max)'); ax2.set_ylabel('count')
-    return _finish(fig, f'{title}: ECE={e:.3f} (n={len(preds)})', data_kind, caption, out_dir, name)
+    return finish_figure(fig, f'{title}: ECE={e:.3f} (n={len(preds)})', data_kind, caption, out_dir, name)
 
 def plot_metrics_ci(table: pd.DataFrame, out_dir=None, name: str = 'metrics_ci', data_kind: str | None = None,
                     caption: str | None = None, title: str = 'Metrics with bootstrap 95% CI'):
@@ -512,7 +510,7 @@ def plot_metrics_ci(table: pd.DataFrame, out_dir=None, name: str = 'metrics_ci',
     if 'lo' in table:
         ax.hlines(yy, table.lo, table.hi, color='tab:blue')
     ax.set_yticks(yy); ax.set_yticklabels(table.index, fontsize=8); ax.set_xlim(0, 1.02)
-    return _finish(fig, title, data_kind, caption, out_dir, name)
+    return finish_figure(fig, title, data_kind, caption, out_dir, name)
 
 # %% ../nbs/02_analysis.ipynb #cdd7a7ce
 METRICS_SCHEMA = 'artnb.metrics/1'
@@ -574,7 +572,6 @@ def validate_metrics(d) -> dict:
 def save_metrics(out_dir, notebook: str, paper: str, data_kind: str, data_path, params: dict, results: dict,
                  paper_reported: dict | None = None, data_info: dict | None = None) -> Path:
     "Write `out_dir/metrics.json` (schema `artnb.metrics/1`, strict JSON) and return its path; `data_info` adds to `data`"
-    from artnb import __version__
     _check_kind(data_kind)
     if data_kind is None: raise ValueError("data_kind must be 'synthetic' or 'real'")
     d = dict(schema=METRICS_SCHEMA, notebook=str(notebook), paper=str(paper or ''),
@@ -599,243 +596,6 @@ def load_metrics(path) -> dict:
     except json.JSONDecodeError as e: raise ValueError(f'{p} is not valid JSON: {e}') from None
     try: return validate_metrics(d)
     except ValueError as e: raise ValueError(f'{p}: {e}') from None
-
-# %% ../nbs/02_analysis.ipynb #c5719ffd
-def _model_of(learn):
-    import torch
-    return learn if isinstance(learn, torch.nn.Module) else learn.model
-
-def _is_predictor(o) -> bool:
-    "An artnb.learner `Predictor` (from `load_model`): model + preprocess/normalize + classes, no DataLoaders."
-    return all(hasattr(o, a) for a in ('model', 'preprocess', 'normalize', 'classes')) and not hasattr(o, 'dls')
-
-def _classes_of(learn) -> list:
-    import torch
-    if _is_predictor(learn): return [str(c) for c in learn.classes]
-    if isinstance(learn, torch.nn.Module): return []
-    return _vocab(learn)
-
-def _pool_like(m) -> bool:
-    n = type(m).__name__.lower()
-    return 'pool' in n or n in ('identity', 'dropout', 'flatten')
-
-def find_target_layer(model, x=None, size: int = 64) -> tuple:
-    "(name, module) of the CAM target layer of `model` (a fastai learner's model or any CNN); see above."
-    import torch
-    model = _model_of(model)
-    dev = next(model.parameters()).device
-    if x is None: x = torch.zeros(1, 3, size, size, device=dev)
-    x = x[:1].as_subclass(torch.Tensor).to(dev)
-    was = model.training; model.eval()
-    try:
-        if isinstance(model, torch.nn.Sequential) and len(model) >= 2:
-            with torch.no_grad(): out = model[0](x)
-            if isinstance(out, torch.Tensor) and out.ndim == 4: return '0', model[0]
-        names = {m: n for n, m in model.named_modules()}
-        calls, order, pool_in, hooks = {}, [], [], []
-        def fwd(m, inp, out):
-            calls[m] = calls.get(m, 0) + 1
-            if not isinstance(out, torch.Tensor): return
-            if not _pool_like(m):
-                if out.ndim == 4: order.append((m, out))
-            elif (not pool_in and inp and isinstance(inp[0], torch.Tensor) and inp[0].ndim == 4
-                  and (out.ndim < 4 or tuple(out.shape[-2:]) == (1, 1))):
-                pool_in.append(inp[0])   # the input of the first global pooling
-        for m in model.modules():
-            if m is not model: hooks.append(m.register_forward_hook(fwd))
-        try:
-            with torch.no_grad(): model(x)
-        finally:
-            for h in hooks: h.remove()
-        cands = [(m, o) for m, o in order if calls[m] == 1]
-        if pool_in:
-            feed = [(m, o) for m, o in cands if o is pool_in[0]]
-            if feed: return names[feed[-1][0]], feed[-1][0]
-        if not cands: raise ValueError('no module with a 4-D output found: pass target_layer=')
-        return names[cands[-1][0]], cands[-1][0]
-    finally: model.train(was)
-
-# %% ../nbs/02_analysis.ipynb #2f0d1137
-CAM_METHODS = {'gradcam': 'GradCAM', 'gradcam++': 'GradCAMPlusPlus', 'eigencam': 'EigenCAM', 'hirescam': 'HiResCAM',
-               'xgradcam': 'XGradCAM', 'layercam': 'LayerCAM', 'eigengradcam': 'EigenGradCAM'}
-
-def _cam_batch(learn, images, bs=64):
-    "Model-ready (normalised) batch tensor from a tensor or a list of images, with the learner's own transforms."
-    import torch
-    if isinstance(images, torch.Tensor):
-        x = images if images.ndim == 4 else images[None]
-        return x.as_subclass(torch.Tensor)
-    if isinstance(images, (str, Path, Image.Image, np.ndarray)): images = [images]
-    if _is_predictor(learn):
-        xb = torch.stack([learn.preprocess(_to_pil(o)) for o in images])
-        return learn.normalize(xb).as_subclass(torch.Tensor)
-    if isinstance(learn, torch.nn.Module):
-        raise ValueError('a bare model needs a ready (N,3,H,W) tensor; pass a fastai learner to use its transforms')
-    dl = image_dl(learn, list(images), bs=bs)
-    return torch.cat([b[0].as_subclass(torch.Tensor) for b in dl])
-
-def _display_images(learn, x) -> np.ndarray:
-    "(N,H,W,3) floats in [0,1] for display: the learner's decode (denormalise) when possible, else min-max."
-    import torch
-    if _is_predictor(learn):
-        a = (x.detach() * learn.std + learn.mean).float().cpu().numpy()
-        return np.clip(a.transpose(0, 2, 3, 1), 0, 1)
-    try:
-        from fastai.torch_core import TensorImage
-        d = learn.dls.after_batch.decode((TensorImage(x.detach().to(getattr(learn.dls, 'device', None) or 'cpu')),))[0]
-        a = d.as_subclass(torch.Tensor).detach().float().cpu().numpy()
-        a = a / 255 if a.max() > 1.5 else a
-    except Exception:
-        a = x.detach().float().cpu().numpy(); a = (a - a.min()) / (a.max() - a.min() + 1e-8)
-    return np.clip(a.transpose(0, 2, 3, 1), 0, 1)
-
-def _cam_targets(targets, n, classes, single_logit):
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, BinaryClassifierOutputTarget
-    if targets is None: return None
-    if not isinstance(targets, (list, tuple, np.ndarray)): targets = [targets] * n
-    if len(targets) != n: raise ValueError(f'{len(targets)} targets for {n} images')
-    out = []
-    for t in targets:
-        if isinstance(t, str):
-            if t not in classes: raise ValueError(f'target {t!r} not in classes {classes}')
-            t = classes.index(t)
-        if isinstance(t, (int, np.integer)):
-            t = BinaryClassifierOutputTarget(int(t)) if single_logit else ClassifierOutputTarget(int(t))
-        out.append(t)
-    return out
-
-def cam(learn, images_or_tensor, method: str = 'gradcam', target_layer=None, targets=None,
-        aug_smooth: bool = False, eigen_smooth: bool = False, bs: int = 16) -> np.ndarray:
-    """(N,H,W) float32 heat-maps in [0,1] at the model input's spatial size. `learn`: a fastai Learner, an
-    artnb.learner `Predictor` (from the safe `load_model`) or a bare `nn.Module`. `images_or_tensor`: a normalised
-    (N,3,H,W) / (3,H,W) tensor, or paths / PIL images (then the learner's / predictor's own transforms run first).
-    `targets`: None (the predicted class), a class index or name, or one per image. `target_layer`: a module,
-    a dotted name (`model.get_submodule`), or None (automatic, `find_target_layer`)."""
-    import torch, pytorch_grad_cam as pgc
-    if method.lower() not in CAM_METHODS: raise ValueError(f'method must be one of {list(CAM_METHODS)}')
-    model = _model_of(learn)
-    dev = next(model.parameters()).device
-    x = _cam_batch(learn, images_or_tensor).to(dev)
-    if target_layer is None: target_layer = find_target_layer(model, x)[1]
-    elif isinstance(target_layer, str): target_layer = model.get_submodule(target_layer)
-    classes = _classes_of(learn)
-    was = model.training; model.eval()
-    with torch.no_grad(): n_out = model(x[:1]).shape[-1]
-    tg = _cam_targets(targets, len(x), classes, single_logit=n_out == 1)
-    if tg is None and n_out == 1:   # single logit: explain the predicted side
-        with torch.no_grad(): tg = _cam_targets([int(v > 0) for v in model(x).flatten()], len(x), classes, True)
-    cam_cls = getattr(pgc, CAM_METHODS[method.lower()])
-    c = cam_cls(model=model, target_layers=[target_layer])
-    try:
-        out = []
-        for i in range(0, len(x), bs):
-            xi = x[i:i + bs].detach().clone().requires_grad_(True)
-            out.append(c(input_tensor=xi, targets=None if tg is None else tg[i:i + bs],
-                         aug_smooth=aug_smooth, eigen_smooth=eigen_smooth))
-        acts = c.activations_and_grads.activations
-        if acts and tuple(acts[0].shape[-2:]) == (1, 1):
-            warnings.warn(f'the target layer gives a 1x1 feature map at {tuple(x.shape[-2:])} input: heat-maps are flat; use larger images')
-    finally:
-        c.activations_and_grads.release()
-        model.zero_grad(set_to_none=True); model.train(was)
-    h = np.concatenate(out).astype(np.float32)
-    return np.nan_to_num(h, nan=0.0)
-
-# %% ../nbs/02_analysis.ipynb #c425a97f
-def cam_overlay(img: np.ndarray, heat: np.ndarray, alpha: float = 0.45, cmap: str = 'jet') -> np.ndarray:
-    "(H,W,3) image in [0,1] blended with a (H,W) heat-map in [0,1]."
-    col = matplotlib.colormaps[cmap](np.clip(heat, 0, 1))[..., :3]
-    return np.clip((1 - alpha) * img + alpha * col, 0, 1)
-
-def _probs_of(learn, x) -> np.ndarray:
-    import torch
-    from fastcore.basics import getcallable
-    model = _model_of(learn); was = model.training; model.eval()
-    try:
-        with torch.no_grad(): out = model(x.to(next(model.parameters()).device))
-    finally: model.train(was)
-    act = getcallable(getattr(learn, 'loss_func', None), 'activation') if hasattr(learn, 'loss_func') else None
-    out = out.as_subclass(torch.Tensor)
-    if act is not None and not (act.__name__ == 'noop' if hasattr(act, '__name__') else False): pr = act(out)
-    else: pr = torch.sigmoid(out) if out.shape[-1] == 1 else torch.softmax(out, -1)
-    return _prob_matrix(pr.detach().float().cpu().numpy(), max(2, out.shape[-1]))
-
-def _grid(n, ncols):
-    ncols = max(1, min(ncols, n)); nrows = int(math.ceil(n / ncols))
-    return nrows, ncols
-
-def plot_cam_grid(learn, images, method: str = 'gradcam', targets=None, titles: Sequence[str] | None = None,
-                  ncols: int = 3, alpha: float = 0.45, show_original: bool = True, out_dir=None,
-                  name: str = 'cam_grid', data_kind: str | None = None, caption: str | None = None,
-                  title: str | None = None):
-    "Grid of images (optionally) beside their CAM overlays, titled with prediction and probability."
-    x = _cam_batch(learn, images)
-    heat = cam(learn, x, method=method, targets=targets)
-    disp = _display_images(learn, x); P = _probs_of(learn, x); classes = _classes_of(learn)
-    per = 2 if show_original else 1
-    nrows, nc = _grid(len(x), ncols)
-    fig, axs = plt.subplots(nrows, nc * per, figsize=(2.1 * nc * per, 2.5 * nrows), squeeze=False)
-    for a in axs.flat: a.axis('off')
-    for i in range(len(x)):
-        r, c = divmod(i, nc); j = P[i].argmax()
-        t = titles[i] if titles is not None else f'{classes[j]} {P[i, j]:.2f}'
-        if show_original: axs[r, c * per].imshow(disp[i]); axs[r, c * per].set_title(t, fontsize=7)
-        axs[r, c * per + per - 1].imshow(cam_overlay(disp[i], heat[i], alpha))
-        axs[r, c * per + per - 1].set_title(method if show_original else t, fontsize=7)
-    return _finish(fig, title or f'{method} heat-maps', data_kind, caption, out_dir, name)
-
-def top_mistakes(preds: pd.DataFrame, k: int = 4, per_class: bool = True, target_col: str | None = None) -> pd.DataFrame:
-    "The most confident wrong predictions (highest p_max): `k` per true class, or `k` overall."
-    tc = _target_col(preds, target_col)
-    wrong = preds[preds[tc].astype(str) != preds['pred'].astype(str)].sort_values('p_max', ascending=False)
-    if per_class: wrong = wrong.groupby(tc, sort=True, group_keys=False).head(k)
-    else: wrong = wrong.head(k)
-    return wrong
-
-def top_mistakes_gallery(preds: pd.DataFrame, learn, k: int = 4, per_class: bool = True, method: str = 'gradcam',
-                         max_images: int = 32, ncols: int = 3, out_dir=None, name: str = 'top_mistakes',
-                         data_kind: str | None = None, caption: str | None = None):
-    "Most confident mistakes (from the predictions table, images from `path`) with the CAM of the wrongly predicted class."
-    wrong = top_mistakes(preds, k, per_class).head(max_images)
-    tc = _target_col(preds)
-    if not len(wrong):
-        fig, ax = plt.subplots(figsize=(4, 1.5)); ax.axis('off'); ax.text(0.5, 0.5, 'no mistakes', ha='center')
-        return _finish(fig, 'Most confident mistakes', data_kind, caption, out_dir, name)
-    titles = [f'true {t}\npred {p} ({q:.2f})' for t, p, q in zip(wrong[tc], wrong.pred, wrong.p_max)]
-    fig = plot_cam_grid(learn, list(wrong.path), method=method, targets=list(wrong.pred.astype(str)), titles=titles,
-                        ncols=ncols, out_dir=None, data_kind=data_kind, caption=caption,
-                        title=f'Most confident mistakes ({len(wrong)} of {int((preds[tc] != preds.pred).sum())} wrong)')
-    fig.artnb_rows = wrong
-    if out_dir is not None: fig.artnb_path = save_fig(fig, out_dir, name)
-    return fig
-
-def compare_cams(learn_a, learn_b, images, names: Sequence[str] = ('model A', 'model B'), method: str = 'eigencam',
-                 targets=None, alpha: float = 0.45, out_dir=None, name: str = 'compare_cams',
-                 data_kind: str | None = None, caption: str | None = None):
-    """S1 figs 9-10: for each image the original and both models' CAM (EigenCAM by default, as S1), with their
-    predictions. `fig.artnb_table`: per image pred/prob of both, whether they agree, and the heat-maps' correlation."""
-    ims = [_to_pil(o) for o in images]
-    res = []
-    for l in (learn_a, learn_b):
-        x = _cam_batch(l, ims); P = _probs_of(l, x); cl = _classes_of(l)
-        res.append(dict(x=x, disp=_display_images(l, x), heat=cam(l, x, method=method, targets=targets),
-                        pred=[cl[i] for i in P.argmax(1)], p=P.max(1)))
-    n = len(ims)
-    fig, axs = plt.subplots(n, 3, figsize=(6.6, 2.3 * n), squeeze=False)
-    rows = []
-    for i in range(n):
-        ha, hb = res[0]['heat'][i], res[1]['heat'][i]
-        if ha.shape != hb.shape: hb = np.asarray(Image.fromarray(hb).resize(ha.shape[::-1], Image.BILINEAR))
-        corr = float(np.corrcoef(ha.ravel(), hb.ravel())[0, 1]) if ha.std() > 0 and hb.std() > 0 else np.nan
-        rows.append(dict(image=i, pred_a=res[0]['pred'][i], p_a=float(res[0]['p'][i]), pred_b=res[1]['pred'][i],
-                         p_b=float(res[1]['p'][i]), agree=res[0]['pred'][i] == res[1]['pred'][i], cam_corr=corr))
-        axs[i, 0].imshow(res[0]['disp'][i]); axs[i, 0].set_title(f'image {i}', fontsize=7)
-        for j, r in enumerate(res):
-            axs[i, j + 1].imshow(cam_overlay(r['disp'][i], r['heat'][i], alpha))
-            axs[i, j + 1].set_title(f"{names[j]}: {r['pred'][i]} {r['p'][i]:.2f}", fontsize=7)
-        for a in axs[i]: a.axis('off')
-    fig.artnb_table = pd.DataFrame(rows)
-    return _finish(fig, f'{method}: {names[0]} vs {names[1]}', data_kind, caption, out_dir, name)
 
 # %% ../nbs/02_analysis.ipynb #c2f88c73
 PERTURB_LEVELS = {'jpeg': (90, 70, 50, 30, 10), 'downscale': (2, 4, 8), 'blur': (0.5, 1, 2, 4),
@@ -879,14 +639,14 @@ def robustness_sweep(learn, items_or_dl=None, kinds: Sequence[str] = ('jpeg', 'd
     if 'target' not in clean: raise ValueError('robustness_sweep needs labelled items')
     if 'path' not in clean: raise ValueError('robustness_sweep needs a path column to reload the images')
     if max_items and len(clean) > max_items: clean = clean.sample(max_items, random_state=seed)
-    classes = _vocab(learn); ix = {c: i for i, c in enumerate(classes)}; C = len(classes)
+    classes = class_names(learn); ix = {c: i for i, c in enumerate(classes)}; C = len(classes)
     y = np.array([ix[t] for t in clean.target])
-    imgs = [_to_pil(p, max_side=max_side) for p in clean.path]
+    imgs = [to_pil(p, max_side=max_side) for p in clean.path]
     rows = []
     for kind, lv in [('none', 0)] + [(k, l) for k in kinds for l in levels[k]]:
         pert = [perturb(im, kind, lv, seed=seed + i) for i, im in enumerate(imgs)]
         probs, _ = _get_preds(learn, image_dl(learn, pert, bs=bs))
-        p = _prob_matrix(probs, C).argmax(1)
+        p = prob_matrix(probs, C).argmax(1)
         rows.append(dict(kind=kind, level=float(lv), **_metric_row(y, p, C)))
     df = pd.DataFrame(rows)
     df.attrs['clean_pipeline_accuracy'] = float(clean['correct'].mean())
@@ -909,7 +669,7 @@ def plot_robustness(df: pd.DataFrame, metric: str = 'accuracy', out_dir=None, na
             ax.set_xscale('log', base=2); ax.set_xticks(list(s.level)); ax.set_xticklabels([f'{v:g}' for v in s.level])
     axs[0, 0].set_ylabel(metric); axs[0, 0].legend(fontsize=7)
     n = int(df.n.iloc[0]) if len(df) else 0
-    return _finish(fig, title or f'Robustness: {metric} under perturbations (n={n})', data_kind, caption, out_dir, name)
+    return finish_figure(fig, title or f'Robustness: {metric} under perturbations (n={n})', data_kind, caption, out_dir, name)
 
 # %% ../nbs/02_analysis.ipynb #47eca374
 def format_metrics(table: pd.DataFrame, data_kind: str | None = None, title: str = 'metrics') -> str:

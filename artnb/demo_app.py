@@ -45,7 +45,7 @@ def model_folder(path) -> Path:
 
 def open_model(path, device='cpu'):
     "A `Predictor` for the save_model folder `path` (see `model_folder` for what is refused)."
-    from artnb.learner import load_model
+    from artnb.inference import load_model
     return load_model(model_folder(path), device=device)
 
 def find_models(root) -> list:
@@ -61,8 +61,9 @@ def find_models(root) -> list:
     return sorted(found, key=lambda f: ((f / 'model.safetensors').stat().st_mtime, str(f)), reverse=True)
 
 # %% ../nbs/02d_demo_app.ipynb #70eb0bc9
-def model_data_kind(config: dict) -> str:
-    "'synthetic' or 'real' as the saved `config` records it (`data_kind` or `data.kind`), else 'unknown'."
+def model_data_kind(config) -> str:
+    "'synthetic' or 'real' as the saved `config` (a `ModelConfig` or its JSON dict) records it (`data_kind` or `data.kind`), else 'unknown'."
+    if not isinstance(config, dict): config = dict(data=getattr(config, 'data', {}) or {})
     from artnb.analysis import DATA_KINDS
     data = config.get('data') if isinstance(config.get('data'), dict) else {}
     for kind in (config.get('data_kind'), data.get('kind')):

@@ -18,12 +18,13 @@ import matplotlib.pyplot as plt, torch, warnings
 from torch.utils.flop_counter import FlopCounterMode
 from safetensors.torch import save as st_save
 from fastai.vision.all import RandTransform
-from .data import (scan, validate, split_items, report, leakage_report, drop_leaks, detect_layout, task_labels,
-                        LAYOUTS, AUG_PRESETS, RESIZE_METHODS)
+from .data import scan, split_items, detect_layout, task_labels, LAYOUTS, AUG_PRESETS, RESIZE_METHODS
+from .validate import validate, report, leakage_report, drop_leaks
 from .learner import arch_source, body_features
-from .analysis import predictions, metrics_table, choose_threshold, apply_threshold, to_jsonable, load_metrics, save_fig
+from .analysis import predictions, metrics_table, binary_threshold, apply_threshold, to_jsonable, load_metrics, save_fig
 from .recipes import probe_predictions, fit_artnb, kfold_splits, probs_table
-from . import synth
+from . import synth_data
+
 
 # %% auto #0
 __all__ = ['RECIPE_NAMES', 'PARAM_RULES', 'repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data',
@@ -57,13 +58,13 @@ def synth_cache_dir() -> Path:
 def synthetic_root(layout:str, n_per_class:int=30, size:int=128, seed:int=42, **kw) -> Path:
     "Root of a cached `artnb.synth` dataset for these arguments, generated on first use"
     key = json.dumps(dict(layout=layout, n=int(n_per_class), size=int(size), seed=int(seed), kw=kw,
-                          v=getattr(synth, '__version__', '')), sort_keys=True, default=str)
+                          v=getattr(synth_data, '__version__', '')), sort_keys=True, default=str)
     name = f"{layout}-n{int(n_per_class)}-s{int(size)}-seed{int(seed)}-{hashlib.md5(key.encode()).hexdigest()[:8]}"
     root = synth_cache_dir()/name
     if (root/'SYNTHETIC.json').exists(): return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=name + '.tmp-', dir=root.parent))
-    synth.make_dataset(layout, tmp/'d', n_per_class=n_per_class, size=size, seed=seed, **kw)
+    synth_data.make_dataset(layout, tmp/'d', n_per_class=n_per_class, size=size, seed=seed, **kw)
     try: (tmp/'d').rename(root)
     except OSError:
         if not (root/'SYNTHETIC.json').exists(): raise
@@ -425,7 +426,7 @@ def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, targe
             if threshold and preds.attrs.get('classes') and len(preds.attrs['classes']) == 2:
                 vp = predictions(learn, _eval_rows(items, 'valid'))
                 if vp['target'].nunique() == 2:
-                    thr = choose_threshold(vp, goal=threshold)
+                    thr = binary_threshold(vp, goal=threshold)
                     preds = apply_threshold(preds, thr)
         if tta:
             P = _tta_preds(learn, preds)

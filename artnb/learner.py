@@ -6,41 +6,31 @@ Docs: https://artnb.github.io/artnb/learner.html.md"""
 
 # %% ../nbs/01_learner.ipynb #9df8a901
 from __future__ import annotations
-import os, sys, json, math, stat, time, socket, threading, inspect, warnings, importlib.util, csv
+import os, socket, threading, inspect, warnings, importlib.util
 from pathlib import Path
 from functools import partial
+from dataclasses import dataclass, field, fields, asdict
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from PIL import Image
-from typing import Annotated
-from fastcore.script import call_parse, is_cli
-from fastprogress.fastprogress import progress_bar
-with warnings.catch_warnings():   # keep `artnb-predict`'s stderr to its own messages
+with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
-    from fastai.vision.all import (Learner, DataLoaders, Callback, Normalize, Resize, ResizeMethod, PadMode,
-        RandomResizedCrop, RandomResizedCropGPU, PILImage, create_head, apply_init, Flatten, Adam, SGD,
-        accuracy, F1Score, EarlyStoppingCallback, SaveModelCallback, ReduceLROnPlateau, TrackerCallback, OptimWrapper,
-        default_device, params, L)
-import artnb
-from .data import (load_rgb, IMAGE_EXTS, BadImage, UsageError, read_regular_file, check_writable, check_number,
-    write_csv_atomic, escape_stdio, one_line, run_cli)
+    from fastai.vision.all import (Learner, DataLoaders, Callback, Normalize, Resize, RandomResizedCrop,
+        RandomResizedCropGPU, create_head, apply_init, Adam, SGD, accuracy, F1Score, EarlyStoppingCallback,
+        SaveModelCallback, ReduceLROnPlateau, TrackerCallback, OptimWrapper, default_device, params, L, TimmBody,
+        ChannelsLast, imagenet_stats)
+from .data import DataConfig
+
 
 # %% auto #0
-__all__ = ['IMAGENET_STATS', 'LITE_STATS', 'ZOO', 'HEADS', 'FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'NONE_LABEL',
-           'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES', 'MAX_INPUT_SIDE', 'Prediction', 'arch_source',
-           'model_stats', 'default_size', 'hub_reachable', 'OfflineWeightsError', 'lite_weights_path',
-           'load_lite_weights', 'TimmBody', 'simple_cnn_body', 'create_body_and_stats', 'body_features',
+__all__ = ['LITE_STATS', 'ZOO', 'HEADS', 'arch_source', 'model_stats', 'default_size', 'hub_reachable', 'OfflineWeightsError',
+           'lite_weights_path', 'load_lite_weights', 'simple_cnn_body', 'create_body_and_stats', 'body_features',
            'SpatialPyramidPool', 'LogitPair', 'head_fastai', 'head_gap', 'head_spp', 'head_dense', 'head_s0',
            'head_flat', 'head_kwargs', 'art_head', 'SingleLogitBCE', 'body_stages', 'ArtSplitter', 'ScheduleRecorder',
-           'schedule_table', 'set_stage', 'ChannelsLastCallback', 'positive_index', 'dls_resize_info',
-           'ensure_normalized', 'opt_func_for', 'default_metrics', 'on_gpu', 'build_model', 'art_learner', 'PlateauLR',
-           'f1_callbacks', 'fit_plateau', 'fit_discriminative', 'train_staged', 'train_progressive', 'model_config',
-           'save_model', 'check_config', 'read_config', 'safetensors_header', 'load_state', 'load_model', 'load_image',
-           'resize_tfm', 'Predictor', 'choose_reject_threshold', 'open_set_report', 'FusedBinary',
-           'calibrate_threshold', 'expand_paths', 'gradcam_overlays', 'predict_files', 'predict_main', 'predict_cli']
+           'schedule_table', 'set_stage', 'positive_index', 'dls_resize_info', 'ensure_normalized', 'opt_func_for',
+           'default_metrics', 'on_gpu', 'build_model', 'ModelConfig', 'art_learner', 'PlateauLR', 'f1_callbacks',
+           'fit_plateau', 'fit_discriminative', 'train_staged', 'train_progressive']
 
 # %% ../nbs/01_learner.ipynb #9ea9e24e
-IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 LITE_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
 
 ZOO = {
@@ -68,11 +58,11 @@ def arch_source(arch:str) -> str:
 def model_stats(arch:str) -> tuple:
     "The (mean, std) the model `arch` expects its (0..1 scaled) input to be normalised with"
     src = arch_source(arch)
-    if src in ('torchvision', 'simple'): return IMAGENET_STATS
+    if src in ('torchvision', 'simple'): return imagenet_stats
     if src == 'lite': return LITE_STATS
     from timm.models import get_pretrained_cfg
     cfg = get_pretrained_cfg(arch)
-    if cfg is None: return IMAGENET_STATS
+    if cfg is None: return imagenet_stats
     return list(cfg.mean), list(cfg.std)
 
 def default_size(arch:str) -> int:
@@ -143,11 +133,6 @@ def load_lite_weights(model:nn.Module, arch:str='tf_efficientnet_lite0') -> nn.M
     return model
 
 # %% ../nbs/01_learner.ipynb #3be536a0
-class TimmBody(nn.Module):
-    "A timm model used as a feature extractor (`forward_features`)"
-    def __init__(self, model): super().__init__(); self.model = model
-    def forward(self, x): return self.model.forward_features(x)
-
 def simple_cnn_body(widths=(16, 32)) -> nn.Sequential:
     "S4's SimpleCNN trunk: (conv 3x3 -> ReLU -> max-pool 2) twice"
     layers, ni = [], 3
@@ -352,13 +337,6 @@ def set_stage(learn, stage:str):
     "Label the next recorded epochs of `learn` with `stage`"
     if hasattr(learn, 'schedule_recorder'): learn.schedule_recorder.stage = stage
 
-class ChannelsLastCallback(Callback):
-    "Convert the model and every 4-D input batch to `torch.channels_last` memory format"
-    order = -1
-    def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
-    def before_batch(self):
-        self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last)
-                              if isinstance(x, torch.Tensor) and x.ndim == 4 else x for x in self.xb)
 
 # %% ../nbs/01_learner.ipynb #f6d80067
 _NEG_NAMES = {'rest', 'other', 'others', 'negative', 'neg', 'no', 'false', '0', 'human', 'photo', 'real', 'none'}
@@ -426,13 +404,13 @@ def ensure_normalized(dls, stats, replace:bool=True) -> DataLoaders:
                     if isinstance(t, Normalize):
                         t.mean = torch.tensor(stats[0], dtype=t.mean.dtype, device=t.mean.device).view(t.mean.shape)
                         t.std = torch.tensor(stats[1], dtype=t.std.dtype, device=t.std.device).view(t.std.shape)
-    if isinstance(getattr(dls, 'art', None), dict): dls.art['normalize'] = (list(stats[0]), list(stats[1]))
+    if isinstance(getattr(dls, 'art', None), DataConfig): dls.art.mean, dls.art.std = list(stats[0]), list(stats[1])
     return dls
 
 def _dls_extras(dls) -> dict:
     "Deterministic-at-inference extra transforms of an `art_dls` pipeline that a Predictor must repeat"
-    a = getattr(dls, 'art', None) or {}
-    return dict(grayscale=bool(a.get('grayscale', False)), noise_blur_valid=bool(a.get('noise_blur_valid', False)))
+    a = getattr(dls, 'art', None)
+    return dict(grayscale=bool(getattr(a, 'grayscale', False)), noise_blur_valid=bool(getattr(a, 'noise_blur_valid', False)))
 
 def opt_func_for(opt='adam'):
     "Optimiser function: 'adam' / 'adamw' / 'sgd' (torch optimisers via fastai `OptimWrapper`), 'fastai-adam', or a callable"
@@ -458,6 +436,39 @@ def build_model(arch:str, head:str, n_out:int, size=224, pretrained:bool=False, 
     apply_init(hd, nn.init.kaiming_normal_)
     return nn.Sequential(body, hd)
 
+@dataclass
+class ModelConfig:
+    "What a model is and how its inputs were prepared: `art_learner` sets `learn.art`; `save_model` writes it as `config.json`; `load_model` and `Predictor` rebuild inference from it"
+    arch: str
+    head: str
+    classes: list
+    mean: list
+    std: list
+    size: list                     # validation-time input [h, w]
+    resize: dict                   # method ('squish', 'pad', 'crop', 'random_resized_crop', 'none'), pad_mode, val_xtra
+    head_kw: dict = field(default_factory=dict)
+    single_logit: bool = False     # S0's one-logit binary head
+    pos_index: int | None = None   # the positive class of a binary model
+    tfms: dict = field(default_factory=dict)    # validation-time extras a Predictor repeats: grayscale, noise_blur_valid
+    pretrained: bool = False
+    n_groups: int = 3
+    opt: str = 'adam'
+    data: dict = field(default_factory=dict)    # the `DataConfig` of the DataLoaders it was built on (task, aug, kind, ...)
+    @property
+    def n_out(self) -> int: return len(self.classes)
+    @property
+    def binary(self) -> bool: return len(self.classes) == 2
+    @property
+    def data_kind(self) -> str: return str(self.data.get('kind') or 'unknown')
+    def to_dict(self) -> dict: return dict(asdict(self), n_out=self.n_out, binary=self.binary)
+    @classmethod
+    def from_dict(cls, d:dict) -> ModelConfig:
+        "A `ModelConfig` from a (checked) `config.json` dict; keys it does not hold (format, versions, n_out) are left out"
+        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
+        kw['data'] = dict(kw.get('data') or {})
+        if d.get('data_kind') and not kw['data'].get('kind'): kw['data']['kind'] = d['data_kind']
+        return cls(**kw)
+
 def art_learner(dls, arch:str='tf_efficientnet_lite0', head:str='fastai', pretrained:bool=True, head_kw:dict=None,
                 opt='adam', lr:float=1e-3, wd=None, metrics=None, loss_func=None, n_groups:int=3,
                 freeze=None, pos_label=None, fp16=None, channels_last=None, cbs=None, **kwargs) -> Learner:
@@ -476,14 +487,15 @@ def art_learner(dls, arch:str='tf_efficientnet_lite0', head:str='fastai', pretra
     if metrics is None: metrics = default_metrics(n_out, pos if pos is not None else 1)
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func_for(opt), lr=lr, wd=wd,
                     splitter=ArtSplitter(n_groups), metrics=metrics, cbs=[ScheduleRecorder()] + list(L(cbs)), **kwargs)
-    learn.art_cfg = dict(arch=arch, head=head, head_kw=head_kw, n_out=n_out, classes=classes, single_logit=single,
-                         binary=n_out == 2, pos_index=pos, mean=list(map(float, stats[0])), std=list(map(float, stats[1])),
-                         size=resize['size'], resize={k: v for k, v in resize.items() if k != 'size'},
-                         tfms=_dls_extras(dls), pretrained=bool(pretrained), n_groups=n_groups, opt=opt if isinstance(opt, str) else 'custom')
+    learn.art = ModelConfig(arch=arch, head=head, head_kw=head_kw, classes=classes, single_logit=single, pos_index=pos,
+                            mean=list(map(float, stats[0])), std=list(map(float, stats[1])), size=list(resize['size']),
+                            resize={k: v for k, v in resize.items() if k != 'size'}, tfms=_dls_extras(dls), pretrained=bool(pretrained),
+                            n_groups=n_groups, opt=opt if isinstance(opt, str) else 'custom',
+                            data=dls.art.to_dict() if isinstance(getattr(dls, 'art', None), DataConfig) else {})
     if (pretrained and arch != 'simple_cnn') if freeze is None else freeze: learn.freeze()
     gpu = on_gpu()
     if (gpu if fp16 is None else fp16): learn.to_fp16()
-    if (gpu if channels_last is None else channels_last): learn.add_cb(ChannelsLastCallback())
+    if (gpu if channels_last is None else channels_last): learn.add_cb(ChannelsLast())
     return learn
 
 # %% ../nbs/01_learner.ipynb #04e802a2
@@ -544,7 +556,7 @@ def train_staged(learn, epochs=(10, 10, 10), lrs=(1e-4, 1e-4, 1e-7), dls=None, e
     if learn.opt is None: learn.create_opt()
     for (name, how), n, lr, d in zip(stages, epochs, lrs, dls):
         if not n: continue
-        if d is not None: learn.dls = ensure_normalized(d, (learn.art_cfg['mean'], learn.art_cfg['std']))
+        if d is not None: learn.dls = ensure_normalized(d, (learn.art.mean, learn.art.std))
         getattr(learn, how)()
         set_stage(learn, name)
         cbs = f1_callbacks(fname=f'best_f1_stage{name[0]}', **early_stop) if early_stop is not None else None
@@ -555,10 +567,10 @@ def train_staged(learn, epochs=(10, 10, 10), lrs=(1e-4, 1e-4, 1e-7), dls=None, e
 def train_progressive(learn, dls_fn, sizes=(64, 96, 128), epochs_per_size=1, lr_max=1e-3, freeze_epochs:int=0,
                       discriminative:bool=False, cbs=None, **kwargs):
     "Train at each size in `sizes` (DataLoaders from `dls_fn(size)`), re-using the weights; `lr_max` may be a slice/list"
-    if learn.art_cfg.get('head') == 'flat': raise ValueError("head='flat' needs a fixed input size: use a pooling head")
+    if learn.art.head == 'flat': raise ValueError("head='flat' needs a fixed input size: use a pooling head")
     eps = list(L(epochs_per_size)) if isinstance(epochs_per_size, (list, tuple)) else [epochs_per_size]*len(sizes)
     if len(eps) != len(sizes): raise ValueError("epochs_per_size needs one value per size")
-    stats = (learn.art_cfg['mean'], learn.art_cfg['std'])
+    stats = (learn.art.mean, learn.art.std)
     learn.size_schedule = []
     if learn.opt is None: learn.create_opt()
     for i, (sz, n) in enumerate(zip(sizes, eps)):
@@ -572,484 +584,5 @@ def train_progressive(learn, dls_fn, sizes=(64, 96, 128), epochs_per_size=1, lr_
         learn.fit_one_cycle(n, lr_max=_lr_arg(learn, lr_max), cbs=cbs, **kwargs)
         learn.size_schedule += [sz]*n
     info = dls_resize_info(learn.dls)
-    learn.art_cfg.update(size=info['size'], resize={k: v for k, v in info.items() if k != 'size'})
+    learn.art.size, learn.art.resize = list(info['size']), {k: v for k, v in info.items() if k != 'size'}
     return learn
-
-# %% ../nbs/01_learner.ipynb #d4442326
-FORMAT = 'artnb-model'
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ('format', 'format_version', 'arch', 'head', 'head_kw', 'classes', 'single_logit',
-                 'mean', 'std', 'size', 'resize')
-_RESIZE_METHODS = ('squish', 'pad', 'crop', 'random_resized_crop', 'none')
-_PAD_MODES = ('reflection', 'zeros', 'border')
-NONE_LABEL = 'none of these'
-MAX_MODEL_PARAMS = 150_000_000   # load_model's default budget (about 600 MB of float32 weights)
-MAX_CONFIG_BYTES = 2**20         # a config.json larger than this is refused unread
-MAX_CLASSES = 10_000
-MAX_INPUT_SIDE = 2048
-
-def model_config(learn) -> dict:
-    "The JSON-able config `save_model` writes for `learn` (built by `art_learner`)"
-    if not hasattr(learn, 'art_cfg'): raise ValueError("save_model needs a Learner made by art_learner (it records the architecture)")
-    c = learn.art_cfg
-    def _js(o):
-        if isinstance(o, dict): return {k: _js(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)): return [_js(v) for v in o]
-        if isinstance(o, (np.integer,)): return int(o)
-        if isinstance(o, (np.floating,)): return float(o)
-        return o
-    return _js(dict(format=FORMAT, format_version=FORMAT_VERSION, artnb_version=artnb.__version__,
-                    arch=c['arch'], head=c['head'], head_kw=c['head_kw'], classes=[str(v) for v in learn.dls.vocab],
-                    n_out=c['n_out'], binary=c['binary'], single_logit=c['single_logit'], pos_index=c.get('pos_index'),
-                    mean=c['mean'], std=c['std'], size=list(c['size']), resize=c['resize'], tfms=c.get('tfms', {}),
-                    torch_version=torch.__version__))
-
-def save_model(learn, path) -> Path:
-    "Write `path/model.safetensors` + `path/config.json` for an `art_learner` Learner"
-    from safetensors.torch import save_file
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    cfg = model_config(learn)
-    sd = {k: v.detach().to('cpu', copy=True).contiguous() for k, v in learn.model.state_dict().items()}
-    save_file(sd, str(path/'model.safetensors'), metadata={'format': 'pt', 'artnb_format': FORMAT})
-    (path/'config.json').write_text(json.dumps(cfg, indent=2))
-    return path
-
-def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
-def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-def _prob(v): return _is_num(v) and 0 <= v < 1
-def _ints(v, lo, hi, n): return isinstance(v, (list, tuple)) and 1 <= len(v) <= n and all(_is_int(a) and lo <= a <= hi for a in v)
-
-_HEAD_KW = {   # (check, what it must be) for every head keyword
-    'p': (_prob, 'a number in [0, 1)'),
-    'ps': (lambda v: _prob(v) or (isinstance(v, list) and 1 <= len(v) <= 8 and all(map(_prob, v))), 'a number in [0, 1) or a list of them'),
-    'widths': (lambda v: _ints(v, 1, 65536, 8), 'a list of 1..8 integers in 1..65536'),
-    'lin_ftrs': (lambda v: v is None or _ints(v, 1, 65536, 8), 'null or a list of 1..8 integers in 1..65536'),
-    'levels': (lambda v: _ints(v, 1, 16, 6), 'a list of 1..6 integers in 1..16'),
-    'pool': (lambda v: v in ('avg', 'gap', 'max', 'spp'), "one of 'avg', 'gap', 'max', 'spp'"),
-    'concat_pool': (lambda v: isinstance(v, bool), 'true or false'),
-}
-
-def check_config(cfg:dict) -> dict:
-    "Validate a model config (keys, types, ranges, finite numbers, known arch/head and head arguments); raise `ValueError` saying what is wrong"
-    if not isinstance(cfg, dict): raise ValueError("config.json must hold a JSON object")
-    missing = [k for k in REQUIRED_KEYS if k not in cfg]
-    if missing: raise ValueError(f"config.json lacks required keys {missing}; re-export the model with save_model")
-    if cfg['format'] != FORMAT: raise ValueError(f"config.json is not an {FORMAT} config (format={str(cfg['format'])[:50]!r})")
-    if not _is_int(cfg['format_version']) or cfg['format_version'] != FORMAT_VERSION:
-        raise ValueError(f"Unknown format_version {str(cfg['format_version'])[:50]!r}: this artnb ({artnb.__version__}) reads "
-                         f"version {FORMAT_VERSION}; upgrade artnb or re-export the model")
-    for k in ('arch', 'head'):
-        if not isinstance(cfg[k], str) or not cfg[k] or len(cfg[k]) > 100: raise ValueError(f"config.json {k} must be a name (a short string)")
-    try: arch_source(cfg['arch'])
-    except ValueError as e: raise ValueError(f"config.json names an unknown architecture: {e}") from None
-    if cfg['head'] not in HEADS: raise ValueError(f"config.json names an unknown head {cfg['head']!r}; known: {list(HEADS)}")
-    if not isinstance(cfg['head_kw'], dict): raise ValueError("config.json head_kw must be an object")
-    bad = set(cfg['head_kw']) - set(head_kwargs(cfg['head']))
-    if bad: raise ValueError(f"config.json head_kw has {sorted(map(str, bad))[:5]}, which head {cfg['head']!r} does not take")
-    for k, v in cfg['head_kw'].items():
-        ok, what = _HEAD_KW[k]
-        if cfg['head'] == 'spp' and k == 'pool': ok, what = (lambda v: v in ('max', 'avg')), "'max' or 'avg'"
-        if not ok(v): raise ValueError(f"config.json head_kw.{k} must be {what}, got {str(v)[:60]}")
-    cl = cfg['classes']
-    if not (isinstance(cl, list) and 2 <= len(cl) <= MAX_CLASSES and all(isinstance(c, str) and 0 < len(c) <= 200 for c in cl)):
-        raise ValueError(f"config.json classes must be a list of 2..{MAX_CLASSES} class names (non-empty strings)")
-    if len(set(cl)) != len(cl): raise ValueError("config.json classes has duplicate names")
-    if 'n_out' in cfg and (not _is_int(cfg['n_out']) or cfg['n_out'] != len(cl)):
-        raise ValueError(f"config.json n_out={str(cfg['n_out'])[:20]} but {len(cl)} classes")
-    for k in ('single_logit', 'binary'):
-        if k in cfg and not isinstance(cfg[k], bool): raise ValueError(f"config.json {k} must be true or false")
-    if cfg['single_logit'] and len(cl) != 2: raise ValueError("single_logit models have exactly 2 classes")
-    pi = cfg.get('pos_index')
-    if pi is not None and not (_is_int(pi) and 0 <= pi < len(cl)): raise ValueError("config.json pos_index must be null or a class index")
-    for k in ('mean', 'std'):
-        v = cfg[k]
-        if not (isinstance(v, list) and len(v) == 3 and all(map(_is_num, v))) or not all(-1e3 < a < 1e3 for a in v) \
-           or (k == 'std' and min(v) < 1e-6):
-            raise ValueError(f"config.json {k} must be 3 finite numbers{' > 0' if k == 'std' else ''}, got {str(v)[:60]}")
-    sz = cfg['size']
-    if not (isinstance(sz, list) and len(sz) == 2 and all(_is_int(a) and 8 <= a <= MAX_INPUT_SIDE for a in sz)):
-        raise ValueError(f"config.json size must be [height, width] (integers, 8..{MAX_INPUT_SIDE})")
-    r = cfg['resize']
-    if not isinstance(r, dict) or r.get('method') not in _RESIZE_METHODS:
-        raise ValueError(f"config.json resize.method must be one of {_RESIZE_METHODS}")
-    if r.get('pad_mode', 'reflection') not in _PAD_MODES: raise ValueError(f"config.json resize.pad_mode must be one of {_PAD_MODES}")
-    if 'val_xtra' in r and not (_is_num(r['val_xtra']) and 0 <= r['val_xtra'] <= 1): raise ValueError("config.json resize.val_xtra must be in [0, 1]")
-    t = cfg.get('tfms') or {}
-    if not isinstance(t, dict): raise ValueError("config.json tfms must be an object")
-    unknown = set(t) - {'grayscale', 'noise_blur_valid'}
-    if unknown: raise ValueError(f"config.json tfms has transforms this artnb does not know: {sorted(map(str, unknown))[:5]}")
-    if not all(isinstance(v, bool) for v in t.values()): raise ValueError("config.json tfms values must be true or false")
-    return cfg
-
-def _reject_constant(c): raise ValueError(f"config.json holds a non-finite number ({c})")
-
-def read_config(path) -> dict:
-    "The checked config of model folder `path`: `config.json` read as a regular file of at most `MAX_CONFIG_BYTES`, strict UTF-8 JSON, then `check_config`"
-    f = Path(path)/'config.json'
-    try: data = read_regular_file(f, MAX_CONFIG_BYTES)
-    except BadImage as e: raise ValueError(f"config.json: {e.reason}") from None
-    try: text = data.decode('utf-8')
-    except UnicodeDecodeError as e: raise ValueError(f"config.json is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
-    try: cfg = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError: raise ValueError("config.json is nested too deeply") from None
-    except json.JSONDecodeError as e: raise ValueError(f"config.json is not valid JSON: {e}") from None
-    return check_config(cfg)
-
-_ST_DTYPES = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1, 'BOOL': 1}
-
-def safetensors_header(file, max_header:int=2**24) -> dict:
-    "{name: (dtype, shape)} from a safetensors file's header, checked (dtypes, shapes, offsets inside the file) without reading any tensor"
-    file = Path(file)
-    st = os.stat(file)
-    if not stat.S_ISREG(st.st_mode): raise ValueError(f"{file.name} is not a regular file")
-    with open(file, 'rb') as f:
-        head = f.read(8)
-        n = int.from_bytes(head, 'little') if len(head) == 8 else -1
-        if not 2 <= n <= min(max_header, st.st_size - 8): raise ValueError(f"{file.name} is not a safetensors file (bad header length)")
-        raw = f.read(n)
-    try: hdr = json.loads(raw.decode('utf-8'), parse_constant=_reject_constant)
-    except (RecursionError, ValueError) as e: raise ValueError(f"{file.name} has an unreadable header ({one_line(e)[:100]})") from None
-    if not isinstance(hdr, dict): raise ValueError(f"{file.name} has an unreadable header (not an object)")
-    data_len, res = st.st_size - 8 - n, {}
-    for k, v in hdr.items():
-        if k == '__metadata__': continue
-        ok = isinstance(v, dict) and v.get('dtype') in _ST_DTYPES and isinstance(v.get('shape'), list) and len(v['shape']) <= 8 \
-             and all(_is_int(a) and a >= 0 for a in v['shape']) and isinstance(v.get('data_offsets'), list) and len(v['data_offsets']) == 2 \
-             and all(_is_int(a) for a in v['data_offsets'])
-        if ok:
-            b, e = v['data_offsets']
-            ok = 0 <= b <= e <= data_len and e - b == math.prod(v['shape']) * _ST_DTYPES[v['dtype']]
-        if not ok: raise ValueError(f"{file.name}: tensor {str(k)[:80]!r} has an invalid entry in the header")
-        res[k] = (v['dtype'], tuple(v['shape']))
-    return res
-
-def _final_out(shapes:dict):
-    "Out-features of the head's last linear layer among `shapes` ({name: shape}, keys '1.*')"
-    ws = [(k, tuple(getattr(v, 'shape', v))) for k, v in shapes.items() if k.startswith('1.') and k.endswith('weight')]
-    ws = [(k, s) for k, s in ws if len(s) == 2]
-    return ws[-1][1][0] if ws else None
-
-def load_state(path) -> dict:
-    "Tensors from `path/model.safetensors` (or `model.pth` via `torch.load(weights_only=True)`): never unpickles"
-    path = Path(path)
-    if (path/'model.safetensors').exists():
-        from safetensors.torch import load_file
-        return load_file(str(path/'model.safetensors'), device='cpu')
-    if (path/'model.pth').exists(): return torch.load(path/'model.pth', map_location='cpu', weights_only=True, mmap=True)
-    raise FileNotFoundError(f"No model.safetensors (or model.pth) in {path}")
-
-def _model_folder(path) -> Path:
-    "`path` if it is a save_model folder, else `FileNotFoundError` saying what is there instead"
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist: give the folder save_model wrote")
-    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder: give the folder save_model wrote (config.json + model.safetensors)")
-    if not (path/'config.json').exists():
-        pk = sorted(p.name for p in path.iterdir() if p.suffix in ('.pkl', '.pickle', '.pt', '.bin'))
-        hint = f" (found {', '.join(pk[:3])}: pickles are never loaded; re-export with save_model)" if pk else ''
-        raise FileNotFoundError(f"{path} has no config.json: not a save_model folder{hint}")
-    if not ((path/'model.safetensors').exists() or (path/'model.pth').exists()):
-        raise FileNotFoundError(f"{path} has config.json but no model.safetensors (or model.pth)")
-    return path
-
-def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS):
-    "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor`"
-    path = _model_folder(path)
-    cfg = read_config(path)
-    n_cls = len(cfg['classes'])
-    st = path/'model.safetensors'
-    if st.exists(): shapes = {k: s for k, (_, s) in safetensors_header(st).items()}
-    else:
-        if (path/'model.pth').stat().st_size > 8 * max_params + 2**24: raise ValueError("model.pth is larger than the size budget")
-        shapes = {k: tuple(v.shape) for k, v in load_state(path).items()}
-    want, got = 1 if cfg['single_logit'] else n_cls, _final_out(shapes)
-    if got != want:
-        raise ValueError(f"Class count mismatch: config.json lists {n_cls} classes "
-                         f"({'single logit' if cfg['single_logit'] else f'{want} outputs'} expected) but the weights' final layer has {got} outputs")
-    what = f"{cfg['arch']}/{cfg['head']} at size {cfg['size']}"
-    try:   # on the meta device: shapes and parameter counts, no memory
-        with torch.device('meta'): body, _ = create_body_and_stats(cfg['arch'], pretrained=False)
-    except Exception as e: raise ValueError(f"config.json: cannot build {what} ({one_line(e)[:150]})") from None
-    def _budget(n):
-        if n > max_params: raise ValueError(f"config.json describes a model with {n/1e6:.0f} M parameters, over the "
-                                            f"{max_params/1e6:.0f} M budget (load_model(..., max_params=...) raises it)")
-    _budget(sum(p.numel() for p in body.parameters()))
-    try:
-        feats = body_features(body, cfg['size'])
-        with torch.device('meta'): meta = build_model(cfg['arch'], cfg['head'], n_cls, cfg['size'], head_kw=cfg['head_kw'], feats=feats)
-    except Exception as e: raise ValueError(f"config.json: cannot build {what} ({one_line(e)[:150]})") from None
-    _budget(sum(p.numel() for p in meta.parameters()))
-    msd = meta.state_dict()
-    missing, extra = sorted(set(msd) - set(shapes)), sorted(set(shapes) - set(msd))
-    if missing or extra: raise ValueError(f"Weights do not match {cfg['arch']}/{cfg['head']}: missing {missing[:5]}, unexpected {extra[:5]}")
-    bad = [k for k in msd if tuple(msd[k].shape) != tuple(shapes[k])]
-    if bad: raise ValueError(f"Weights do not match {cfg['arch']}/{cfg['head']}: shape differs for {bad[:5]}")
-    sd = load_state(path)
-    nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if nonfinite: raise ValueError(f"the weights hold NaN or infinite values ({len(nonfinite)} tensors, e.g. {nonfinite[:3]})")
-    model = build_model(cfg['arch'], cfg['head'], n_cls, cfg['size'], pretrained=False, head_kw=cfg['head_kw'], feats=feats)
-    model.load_state_dict(sd, strict=True)
-    return Predictor(model, cfg, device=device)
-
-# %% ../nbs/01_learner.ipynb #30510164
-from collections import namedtuple
-Prediction = namedtuple('Prediction', ['probs', 'labels'])
-
-def load_image(x) -> Image.Image:
-    "RGB PIL image from a path (`artnb.data.load_rgb`: regular files only, with `validate`'s size, pixel and format limits) or a PIL image"
-    if isinstance(x, Image.Image): return x.convert('RGB')
-    return load_rgb(x)
-
-def _as_list(items):
-    if isinstance(items, pd.DataFrame): return list(items['path'])
-    if isinstance(items, (str, Path, Image.Image)): return [items]
-    return list(items)
-
-def resize_tfm(cfg:dict):
-    "The fastai transform that resizes like the training pipeline's validation set did"
-    r, size = cfg['resize'], tuple(cfg['size'])
-    m = r.get('method', 'squish')
-    if m == 'random_resized_crop': return RandomResizedCrop(size, val_xtra=r.get('val_xtra', 0.14))
-    return Resize(size, method=m if m in ('squish', 'pad', 'crop') else 'squish', pad_mode=r.get('pad_mode', 'reflection'))
-
-class Predictor:
-    "Predict class probabilities with a model + its `config` (from `load_model` or `Predictor.from_learner`)"
-    def __init__(self, model:nn.Module, config:dict, device=None, threshold:float|None=None):
-        self.device = torch.device(device) if device is not None else default_device()
-        self.model, self.config = model.to(self.device).eval(), config
-        self.classes, self.threshold = list(config['classes']), threshold
-        self._resize = resize_tfm(config)
-        self.mean = torch.tensor(config['mean'], device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(config['std'], device=self.device).view(1, 3, 1, 1)
-
-    @classmethod
-    def from_learner(cls, learn, device=None, threshold=None):
-        "A `Predictor` sharing `learn`'s model (same config as `save_model` would write)"
-        return cls(learn.model, model_config(learn), device=device if device is not None else learn.dls.device, threshold=threshold)
-
-    def preprocess(self, x) -> torch.Tensor:
-        "uint8 (3, h, w) tensor of image/path `x` after the validation resize"
-        im = self._resize(PILImage(load_image(x)), split_idx=1)
-        return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).contiguous()
-
-    def normalize(self, xb:torch.Tensor) -> torch.Tensor:
-        "Batch of uint8 images -> normalised float batch on the predictor's device (as fastai does)"
-        x = xb.to(self.device).float().div_(255.)
-        t = self.config.get('tfms') or {}
-        if t.get('grayscale') or t.get('noise_blur_valid'):
-            from artnb.data import ToGrayscale, NoiseBlur
-            from fastai.vision.all import TensorImage
-            if t.get('grayscale'): x = ToGrayscale()(TensorImage(x)).as_subclass(torch.Tensor)
-            if t.get('noise_blur_valid'): x = NoiseBlur(valid=True)(TensorImage(x), split_idx=1).as_subclass(torch.Tensor)
-        return (x - self.mean) / self.std
-
-    def logits(self, xb:torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(): return self.model.eval()(self.normalize(xb)).float()
-
-    def predict_tensors(self, xb:torch.Tensor) -> np.ndarray:
-        "Probabilities for a uint8 batch (n, 3, h, w)"
-        return F.softmax(self.logits(xb), dim=-1).cpu().numpy()
-
-    def labels_for(self, probs:np.ndarray) -> list:
-        "Class names for rows of `probs` (`'none of these'` below `threshold`, '' where the model's output is not finite)"
-        lab = [self.classes[i] if np.isfinite(p).all() else '' for i, p in zip(probs.argmax(1), probs)]
-        if self.threshold is not None: lab = [NONE_LABEL if p < self.threshold else l for p, l in zip(probs.max(1), lab)]
-        return lab
-
-    def predict(self, items, bs:int=32, progress:bool=False) -> Prediction:
-        "`Prediction(probs, labels)` for paths / PIL images / an items DataFrame"
-        check_number('bs', bs, 1)
-        items = _as_list(items)
-        out = []
-        chunks = range(0, len(items), bs)
-        for i in (progress_bar(chunks) if progress else chunks):
-            out.append(self.predict_tensors(torch.stack([self.preprocess(o) for o in items[i:i+bs]])))
-        probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
-        return Prediction(probs, self.labels_for(probs))
-
-    def __repr__(self): return f"Predictor({self.config['arch']}/{self.config['head']}, {len(self.classes)} classes, size {self.config['size']})"
-
-# %% ../nbs/01_learner.ipynb #fa3e55b9
-def choose_reject_threshold(top_scores, pred_labels=None, true_labels=None, classes=None, accept:float=0.95) -> float:
-    "Score threshold for 'none of these' chosen on validation (quantile of known-class scores, or best open-set accuracy)"
-    s = np.asarray(top_scores, dtype=float)
-    if true_labels is None or classes is None: return float(np.quantile(s, 1 - accept))
-    t, p = np.asarray(true_labels, dtype=object), np.asarray(pred_labels, dtype=object)
-    known = np.isin(t, list(classes))
-    if known.all() or not known.any(): return float(np.quantile(s[known] if known.any() else s, 1 - accept))
-    cands = np.unique(np.concatenate([[0.], s, [np.nextafter(s.max(), np.inf)]]))
-    acc = [np.mean(np.where(known, (p == t) & (s >= c), s < c)) for c in cands]
-    return float(cands[int(np.argmax(acc))])
-
-def open_set_report(pred_labels, true_labels, classes) -> dict:
-    "accuracy / macro-F1 on known-class images (rejections count as wrong) and rejection rates of unknown / known images"
-    from sklearn.metrics import f1_score
-    p, t = np.asarray(pred_labels, dtype=object), np.asarray(true_labels, dtype=object)
-    known = np.isin(t, list(classes))
-    r = dict(n_known=int(known.sum()), n_unknown=int((~known).sum()))
-    if known.any():
-        r['accuracy'] = float(np.mean(p[known] == t[known]))
-        r['macro_f1'] = float(f1_score(t[known].astype(str), p[known].astype(str), labels=list(classes), average='macro', zero_division=0))
-        r['rejected_known'] = float(np.mean(p[known] == NONE_LABEL))
-    if (~known).any(): r['rejected_unknown'] = float(np.mean(p[~known] == NONE_LABEL))
-    return r
-
-# %% ../nbs/01_learner.ipynb #babbfd3c
-def _logit(p, eps=1e-6): p = np.clip(p, eps, 1 - eps); return np.log(p / (1 - p))
-
-class FusedBinary:
-    "Multi-class predictor from binary one-vs-rest members: Platt-calibrated scores, argmax, 'none of these' below a threshold"
-    def __init__(self, members, names=None, threshold:float|None=None, device=None):
-        self.members = [m if isinstance(m, Predictor) else Predictor.from_learner(m, device=device) for m in members]
-        self.pos = []
-        for m in self.members:
-            if len(m.classes) != 2: raise ValueError(f"FusedBinary members must be binary; got classes {m.classes}")
-            pi = m.config.get('pos_index')
-            self.pos.append(pi if pi is not None else positive_index(m.classes))
-        self.classes = list(names) if names is not None else [m.classes[p] for m, p in zip(self.members, self.pos)]
-        if len(self.classes) != len(self.members): raise ValueError("one name per member")
-        self.a, self.b = np.ones(len(self.members)), np.zeros(len(self.members))
-        self.threshold = threshold
-
-    def raw_scores(self, items, bs:int=32) -> np.ndarray:
-        "(n, k) positive-class logits of every member"
-        items = _as_list(items); out = []
-        for i in range(0, len(items), bs):
-            imgs = [load_image(o) for o in items[i:i+bs]]
-            cols = [m.predict_tensors(torch.stack([m.preprocess(im) for im in imgs]))[:, p] for m, p in zip(self.members, self.pos)]
-            out.append(_logit(np.stack(cols, 1)))
-        return np.concatenate(out) if out else np.zeros((0, len(self.members)))
-
-    def scores(self, items=None, bs:int=32, raw=None) -> np.ndarray:
-        "(n, k) calibrated probabilities 'image is of class k' (independent per member)"
-        z = self.raw_scores(items, bs) if raw is None else raw
-        return 1 / (1 + np.exp(-(z * self.a + self.b)))
-
-    def calibrate(self, items, labels=None, accept:float=0.95, bs:int=32, platt:bool=True):
-        "Fit Platt scaling per member and the 'none of these' threshold on validation `items` (labels from `items.label`)"
-        from sklearn.linear_model import LogisticRegression
-        if labels is None: labels = list(items['label'])
-        labels = np.asarray(labels, dtype=object)
-        raw = self.raw_scores(items, bs)
-        if platt:
-            for j, c in enumerate(self.classes):
-                y = (labels == c).astype(int)
-                if 0 < y.sum() < len(y):
-                    lr = LogisticRegression(C=100.).fit(raw[:, [j]], y)
-                    self.a[j], self.b[j] = lr.coef_[0, 0], lr.intercept_[0]
-        s = self.scores(raw=raw)
-        pred = np.array(self.classes, dtype=object)[s.argmax(1)]
-        self.threshold = choose_reject_threshold(s.max(1), pred, labels, self.classes, accept)
-        return self
-
-    def predict(self, items, bs:int=32) -> Prediction:
-        "`Prediction(probs, labels)`: normalised calibrated scores per class; label 'none of these' when all are below threshold"
-        s = self.scores(items, bs)
-        lab = [self.classes[i] for i in s.argmax(1)]
-        if self.threshold is not None: lab = [NONE_LABEL if m < self.threshold else l for m, l in zip(s.max(1), lab)]
-        return Prediction(s / np.clip(s.sum(1, keepdims=True), 1e-12, None), lab)
-
-    def __repr__(self): return f"FusedBinary({len(self.members)} members: {self.classes}, threshold={self.threshold})"
-
-def calibrate_threshold(pred:Predictor, items, labels=None, accept:float=0.95, bs:int=32) -> Predictor:
-    "Set `pred.threshold` on validation `items` with `choose_reject_threshold` (top softmax probability)"
-    if labels is None: labels = list(items['label'])
-    pred.threshold = None
-    r = pred.predict(items, bs)
-    pred.threshold = choose_reject_threshold(r.probs.max(1), r.labels, labels, pred.classes, accept)
-    return pred
-
-# %% ../nbs/01_learner.ipynb #51f981c5
-def expand_paths(paths, exts=IMAGE_EXTS) -> list:
-    "Files from `paths` in the order given: a file as given, a folder searched recursively (sorted) for names with an image suffix, special files and broken symlinks included so they get reported"
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = []
-            for dp, dns, fns in os.walk(p):   # symlinked folders are not followed (no loops)
-                dns[:] = sorted(n for n in dns if not n.startswith('.'))
-                found += [Path(dp)/n for n in fns if not n.startswith('.') and Path(n).suffix.lower() in exts]
-            out += sorted(found)
-        else: out.append(p)
-    return out
-
-def gradcam_overlays(pred:Predictor, xb:torch.Tensor, targets) -> np.ndarray:
-    "Grad-CAM (pytorch-grad-cam) on the body's output for class indices `targets`: (n, h, w, 3) uint8 overlays"
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-    x = pred.normalize(xb).as_subclass(torch.Tensor)
-    with GradCAM(model=pred.model, target_layers=[pred.model[0]]) as cam:
-        masks = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets])
-    rgb = xb.permute(0, 2, 3, 1).cpu().numpy().astype(np.float32) / 255.
-    return np.stack([show_cam_on_image(r, m, use_rgb=True) for r, m in zip(rgb, masks)])
-
-def _check_predict_args(model_dir, paths, out, cam, bs, topk):
-    "`UsageError` (exit 2) for anything wrong with the arguments, before any model is loaded or image read"
-    check_number('--bs', bs, 1, 4096); check_number('--topk', topk, 1, 1000)
-    if not len(paths): raise UsageError("give at least one image file or folder")
-    gone = [str(p) for p in paths if not os.path.lexists(p)]
-    if gone: raise UsageError(f"input path(s) do not exist: {', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}")
-    if out: check_writable(out)
-    if cam is not None:
-        c = Path(cam)
-        if c.exists() and not c.is_dir(): raise UsageError(f"--cam {c} is a file: give a folder")
-        if not c.exists() and not c.parent.is_dir(): raise UsageError(f"--cam {c}: the folder {c.parent} does not exist")
-    try: return load_model(model_dir)
-    except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
-
-def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, progress:bool=True) -> pd.DataFrame:
-    "Predict image files / folders (rows in input order) with a `save_model` folder; unreadable files get an `error`, wrong arguments a `UsageError` before any work"
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk)
-    files = expand_paths(paths)
-    if not files: raise UsageError(f"no image files ({', '.join(sorted(IMAGE_EXTS))}) in {', '.join(map(str, paths))[:300]}")
-    topk = max(1, min(int(topk), len(pred.classes)))
-    if cam is not None: Path(cam).mkdir(exist_ok=True)
-    rows = []
-    chunks = range(0, len(files), bs)
-    for i in (progress_bar(chunks) if progress and len(files) else chunks):
-        good, xs, batch = [], [], files[i:i+bs]
-        for n, f in enumerate(batch, i):
-            try: xs.append(pred.preprocess(f)); good.append((n, f))
-            except Exception as e:
-                msg = e.reason if isinstance(e, BadImage) else one_line(f"{type(e).__name__}: {e}", 300)
-                print(f"artnb-predict: cannot read {f}: {msg}", file=sys.stderr)
-                rows.append(dict(_i=n, path=str(f), error=msg))
-        if not xs: continue
-        xb = torch.stack(xs)
-        probs = pred.predict_tensors(xb)
-        labels = pred.labels_for(probs)
-        order = np.argsort(-np.nan_to_num(probs, nan=-1.), 1)[:, :topk]
-        cams = gradcam_overlays(pred, xb, order[:, 0]) if cam is not None else None
-        for j, (n, f) in enumerate(good):
-            r = dict(_i=n, path=str(f), label=labels[j], prob=float(probs[j, order[j, 0]]))
-            for k in range(1, topk): r[f'label_{k+1}'], r[f'prob_{k+1}'] = pred.classes[order[j, k]], float(probs[j, order[j, k]])
-            r['error'] = '' if np.isfinite(probs[j]).all() else 'model output is not finite'
-            if cams is not None:
-                cp = Path(cam)/f"{r['_i']:05d}_{f.stem}_cam.png"
-                Image.fromarray(cams[j]).save(cp); r['cam'] = str(cp)
-            rows.append(r)
-    cols = ['path', 'label', 'prob'] + [c for k in range(2, topk+1) for c in (f'label_{k}', f'prob_{k}')] + ['error'] + (['cam'] if cam is not None else [])
-    df = pd.DataFrame(sorted(rows, key=lambda r: r['_i']), columns=cols)
-    df['error'] = df['error'].fillna('')
-    if out: write_csv_atomic(df, out)
-    return df
-
-def predict_main(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1) -> int:
-    "What `artnb-predict` does: 0 when every image was predicted, 1 when some were unreadable (listed on stderr and in the CSV)"
-    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk)
-    except UsageError as e: raise UsageError(f"artnb-predict: {e}") from None
-    n_err = int((df['error'] != '').sum())
-    print(f"artnb-predict: {len(df) - n_err} images predicted, {n_err} unreadable -> {out}", file=sys.stderr)
-    return 1 if n_err else 0
-
-@call_parse
-def predict_cli(model_dir:str,  # folder written by save_model (model.safetensors + config.json)
-                paths:Annotated[str, "image files and/or folders (searched recursively)", {'nargs': '+'}],
-                out:str='preds.csv',  # CSV to write
-                cam:str=None,  # folder for Grad-CAM overlays (none if not given)
-                bs:int=32,  # batch size
-                topk:int=1):  # how many top classes per image in the CSV
-    "Predict images with a saved artnb model: exit 0 when all were predicted, 1 when some were unreadable (listed), 2 for wrong arguments"
-    escape_stdio()
-    return run_cli(predict_cli, predict_main, model_dir, paths, out=out, cam=cam, bs=bs, topk=topk)

@@ -4,19 +4,22 @@
 
 # %% ../nbs/01b_recipes.ipynb #927f3fc9
 from __future__ import annotations
-import copy, hashlib, os, time, warnings
+import copy, os, warnings
 from contextlib import nullcontext
-from pathlib import Path
+from pathlib import Path  # noqa: F401 (examples)
 import numpy as np, pandas as pd, torch
-from fastai.vision.all import Callback, CrossEntropyLossFlat, PILImage, Resize, PadMode, default_device, set_seed, L
+from fastai.vision.all import Callback, CrossEntropyLossFlat, PILImage, Resize, PadMode, default_device, set_seed
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, StratifiedGroupKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
-from .data import load_rgb, RESIZE_METHODS, art_dls, task_labels
+from .core import load_rgb
+from .data import RESIZE_METHODS, art_dls, task_labels
 from .learner import create_body_and_stats, default_size, art_learner, arch_source, model_stats, set_stage
+from .inference import Predictor
+
 
 # %% auto #0
 __all__ = ['PROBE_KINDS', 'PROBE_GRID', 'ARTNB_DEFAULTS', 'image_tensor', 'FeatureExtractor', 'extractor', 'fit_probe',
@@ -224,14 +227,13 @@ def head_from_probe(learn, probe) -> None:
 
 def learner_features(learn, paths, bs:int=32) -> np.ndarray:
     "Pooled features of `learn`'s own body (eval mode, validation transforms) for the images at `paths`"
-    body, cfg = learn.model[0], learn.art_cfg
+    body, pred = learn.model[0], Predictor.from_learner(learn)   # the one prediction path: the same inputs as `load_model`
     p = next(body.parameters())
     was = body.training; body.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(paths), bs):
-            xb = torch.stack([image_tensor(q, cfg['size'], cfg['resize'].get('method', 'squish'), (cfg['mean'], cfg['std']))
-                              for q in list(paths)[i:i + bs]]).to(p.device, p.dtype)
+            xb = pred.normalize(torch.stack([pred.preprocess(q) for q in list(paths)[i:i + bs]])).to(p.device, p.dtype)
             f = body(xb)
             out.append((f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1)).cpu().numpy())
     body.train(was)

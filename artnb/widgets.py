@@ -14,12 +14,13 @@ import numpy as np, pandas as pd
 import ipywidgets as W
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .analysis import (cam_overlay, confusion, extended_confusion, data_tag, _classes, _target_col,
-                            _to_pil, image_dl, _get_preds, _prob_matrix, _vocab, cam)
+from .cam import cam_overlay, cam
+from .analysis import confusion, extended_confusion, data_tag, pred_classes, truth_column, to_pil
+from .inference import Predictor
 
 # %% auto #0
-__all__ = ['MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'UPLOAD_FORMATS', 'UploadError', 'read_upload', 'LearnerPredictor',
-           'predictor_cam', 'PredictionViewer', 'ConfusionExplorer', 'SourceExplorer']
+__all__ = ['MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'UPLOAD_FORMATS', 'UploadError', 'read_upload', 'predictor_cam',
+           'PredictionViewer', 'ConfusionExplorer', 'SourceExplorer']
 
 # %% ../nbs/02a_widgets.ipynb #4089bb53
 MAX_UPLOAD_BYTES = 20 * 2**20      # 20 MiB per file
@@ -59,18 +60,6 @@ def read_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_p
     return im
 
 # %% ../nbs/02a_widgets.ipynb #d8519d9e
-class LearnerPredictor:
-    "Predictor protocol (`classes`, `predict`, `cam`) over a fastai `Learner`."
-    def __init__(self, learn, cam_method: str = 'gradcam', bs: int = 32):
-        self.learn, self.cam_method, self.bs = learn, cam_method, bs
-        self.classes = _vocab(learn)
-    def predict(self, images):
-        probs, _ = _get_preds(self.learn, image_dl(self.learn, list(images), bs=self.bs))
-        P = _prob_matrix(probs, len(self.classes))
-        return P, [self.classes[i] for i in P.argmax(1)]
-    def cam(self, images):
-        return cam(self.learn, list(images), method=self.cam_method)
-
 def predictor_cam(pred, method: str = 'gradcam') -> Callable:
     "A cam function (images -> heat-maps) for an `artnb.learner.Predictor` (e.g. from the safe `load_model`)."
     return lambda images: cam(pred, list(images), method=method)
@@ -82,7 +71,7 @@ def _default_cam(p):
 
 def _as_predictor(p):
     if hasattr(p, 'predict') and hasattr(p, 'classes') and not hasattr(p, 'dls'): return p
-    if hasattr(p, 'dls') and hasattr(p, 'model'): return LearnerPredictor(p)
+    if hasattr(p, 'dls') and hasattr(p, 'model'): return Predictor.from_learner(p)   # the one prediction path
     raise TypeError('predictor needs .classes and .predict(images) -> (probs, labels), or be a fastai Learner')
 
 # %% ../nbs/02a_widgets.ipynb #c806d2bb
@@ -189,7 +178,7 @@ def _thumbs(paths, size=96) -> list:
     out = []
     for p in paths:
         try:
-            im = _to_pil(p); out.append(W.Image(value=_png_bytes(im, size), format='png', layout=W.Layout(margin='2px')))
+            im = to_pil(p); out.append(W.Image(value=_png_bytes(im, size), format='png', layout=W.Layout(margin='2px')))
         except Exception: out.append(W.HTML(f'<small>unreadable<br>{html.escape(Path(str(p)).name)}</small>'))
     return out
 
@@ -218,7 +207,7 @@ class ConfusionExplorer(_Explorer):
     def __init__(self, preds: pd.DataFrame, target_col: str | None = None, max_images: int = 12, thumb: int = 96,
                  data_kind: str | None = None):
         super().__init__(preds, max_images, thumb, data_kind)
-        self.target_col = _target_col(preds, target_col); classes = _classes(preds)
+        self.target_col = truth_column(preds, target_col); classes = pred_classes(preds)
         self.true_dd = W.Dropdown(options=classes, description='true')
         self.pred_dd = W.Dropdown(options=classes, description='predicted')
         cm = confusion(preds, None, target_col)

@@ -61,7 +61,8 @@ def main():
     a = p.parse_args()
     import torch
     if a.threads: torch.set_num_threads(a.threads)
-    from artnb.data import scan, validate, cache_resized, art_dls
+    from artnb.data import scan, cache_resized, art_dls
+    from artnb.validate import validate
 
     work = Path(a.dir or tempfile.mkdtemp(prefix='bench_cache_'))
     try:

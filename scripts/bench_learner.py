@@ -20,8 +20,9 @@ def make_tensors(n, size, n_classes, seed=0):
     "Pre-decoded images: artnb.synth paintings when available, else random colour fields; normalised once."
     try:
         import tempfile
-        from artnb.synth import make_dataset
-        from artnb.data import scan, load_rgb
+        from artnb.synth_data import make_dataset
+        from artnb.data import scan
+        from artnb.core import load_rgb
         root = make_dataset('best-artworks', tempfile.mkdtemp(), n_per_class=max(2, n // n_classes), size=size, seed=seed)
         items = scan(root)
         items = items[items.label.isin(sorted(items.label.unique())[:n_classes])].head(n)

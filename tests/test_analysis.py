@@ -6,7 +6,7 @@ from PIL import Image
 from sklearn import metrics as skm
 
 from artnb.analysis import (classification_metrics, bootstrap_ci, metrics_table, confusion, extended_confusion,
-                            ece, reliability, choose_threshold, apply_threshold, save_metrics, load_metrics,
+                            ece, reliability, binary_threshold, apply_threshold, save_metrics, load_metrics,
                             validate_metrics, METRICS_SCHEMA)
 
 
@@ -74,7 +74,7 @@ def test_extended_confusion_columns_sum_to_one():
 
 def test_threshold():
     df = fake_preds(classes=('AI', 'human'), n=400)
-    t = choose_threshold(df, 'fpr', target_fpr=0.1)
+    t = binary_threshold(df, 'fpr', target_fpr=0.1)
     neg = df.target != 'AI'
     assert ((df.prob_AI >= t) & neg).sum() / neg.sum() <= 0.1
     out = apply_threshold(df, t)

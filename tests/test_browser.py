@@ -36,9 +36,10 @@ def browser_ready():
 def tiny_model(tmp_path_factory, browser_ready):
     "A 3-painter resnet18 trained for a second on SYNTHETIC paintings, saved with save_model; plus a painting."
     import torch
-    from artnb.synth import make_dataset
+    from artnb.synth_data import make_dataset
     from artnb.data import scan, split_items, art_dls
-    from artnb.learner import art_learner, save_model
+    from artnb.learner import art_learner
+    from artnb.inference import save_model
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("browser")
     root = make_dataset("folder", tmp / "paintings", n_per_class=4, size=128, seed=0, painters=PAINTERS)

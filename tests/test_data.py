@@ -4,8 +4,10 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from artnb.data import (scan, detect_layout, validate, load_rgb, inspect_image, BadImage, write_bad_fixture, split_items,
-                        leakage_report, bias_report, download, kaggle_credentials, can_reach, LAYOUTS)
+from artnb import synth_data
+from artnb.data import scan, detect_layout, split_items, download, kaggle_credentials, can_reach, LAYOUTS
+from artnb.validate import validate, inspect_image, write_bad_fixture, leakage_report, bias_report
+from artnb.core import load_rgb, BadImage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +59,7 @@ def test_exif_rotation_and_modes(fixture_dir):
 
 
 def test_bomb_checked_before_decoding(tmp_path):
-    from artnb.data import _png_header_only
+    from artnb.validate import _png_header_only
     p = tmp_path/'bomb.png'; p.write_bytes(_png_header_only(100000, 100000))
     t0 = time.time()
     with pytest.raises(BadImage, match=r'decompression bomb \(100000 x 100000 px'): inspect_image(p)
@@ -124,7 +126,7 @@ def _cli(args, tmp_path):
     if exe.exists(): cmd = [str(exe)]
     else:
         s = tmp_path/'artnb_scan.py'
-        s.write_text('import sys\nfrom artnb.data import scan_cli\nsys.exit(scan_cli())\n')
+        s.write_text('import sys\nfrom artnb.validate import scan_cli\nsys.exit(scan_cli())\n')
         cmd = [sys.executable, str(s)]
     env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', '')}
     return subprocess.Popen(cmd + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -150,13 +152,11 @@ def test_cli_exit_codes(fixture_dir, tmp_path):
 
 
 def test_synth_layouts_roundtrip(tmp_path):
-    "Every layout artnb.synth writes is detected as that layout and scanned to the counts SYNTHETIC.json records"
-    synth = pytest.importorskip('artnb.synth')
-    if not hasattr(synth, 'make_dataset'): pytest.skip('artnb.synth.make_dataset not available')
-    layouts = list(getattr(synth, 'LAYOUTS', LAYOUTS))
+    "Every layout artnb.synth_data writes is detected as that layout and scanned to the counts SYNTHETIC.json records"
+    layouts = list(synth_data.LAYOUTS)
     assert set(layouts) == set(LAYOUTS)
     for L in layouts:
-        root = Path(synth.make_dataset(L, tmp_path/L, n_per_class=2, size=32))
+        root = Path(synth_data.make_dataset(L, tmp_path/L, n_per_class=2, size=32))
         meta = json.loads((root/'SYNTHETIC.json').read_text())
         assert detect_layout(root) == L, L
         items = scan(root)
@@ -167,10 +167,8 @@ def test_synth_layouts_roundtrip(tmp_path):
 
 
 def test_synth_bad_files(tmp_path):
-    "artnb.synth.write_bad_files: every odd file is handled, broken ones reported with the right reason"
-    synth = pytest.importorskip('artnb.synth')
-    if not hasattr(synth, 'write_bad_files'): pytest.skip('artnb.synth.write_bad_files not available')
-    files = synth.write_bad_files(tmp_path/'ds'/'odd')
+    "artnb.synth_data.write_bad_files: every odd file is handled, broken ones reported with the right reason"
+    files = synth_data.write_bad_files(tmp_path/'ds'/'odd')
     (tmp_path/'ds'/'ok').mkdir()
     for i in range(2): painting(i).save(tmp_path/'ds'/'ok'/f'{i}.jpg')
     good, bad = validate(scan(tmp_path/'ds'), verbose=False)

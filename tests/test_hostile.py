@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from artnb.data import (scan, validate, inspect_image, load_rgb, read_regular_file, write_bad_fixture, write_csv_atomic,
-                        BadImage, IMAGE_EXTS, art_dls, split_items, cache_resized)
-from artnb.data import scan_main, UsageError
-from artnb.learner import art_learner, save_model, load_model, check_config, Predictor, predict_files, predict_main, expand_paths
+from artnb.data import scan, IMAGE_EXTS, art_dls, split_items, cache_resized
+from artnb.validate import validate, inspect_image, write_bad_fixture
+from artnb.core import load_rgb, read_regular_file, write_csv_atomic, BadImage
+from artnb.validate import scan_main
+from artnb.core import UsageError
+from artnb.learner import art_learner
+from artnb.inference import save_model, load_model, check_config, Predictor, predict_files, predict_main, expand_paths
 from fastcore.script import CliError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,7 +332,8 @@ def test_atomic_csv_never_truncated(tmp_path):
 
 
 def test_every_reader_has_the_limits(tmp_path, model):
-    from artnb.data import _png_header_only, ArtImage
+    from artnb.validate import _png_header_only
+    from artnb.core import ArtImage
     bomb = tmp_path/'bomb.png'; bomb.write_bytes(_png_header_only(30000, 30000))
     t0 = time.time()
     for f in (inspect_image, load_rgb, ArtImage.create, load_model(model).preprocess, read_regular_file):

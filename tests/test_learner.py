@@ -3,10 +3,12 @@ import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 
-from artnb.learner import (HEADS, art_learner, save_model, load_model, create_body_and_stats, FusedBinary, Predictor,
-                           NONE_LABEL, SingleLogitBCE, hub_reachable, OfflineWeightsError, schedule_table)
-from artnb.data import scan, validate, split_items, art_dls
-from artnb.synth import make_dataset
+from artnb.learner import (HEADS, art_learner, create_body_and_stats, SingleLogitBCE, hub_reachable,
+    OfflineWeightsError, schedule_table)
+from artnb.inference import save_model, load_model, FusedBinary, Predictor, NONE_LABEL
+from artnb.data import scan, split_items, art_dls
+from artnb.validate import validate
+from artnb.synth_data import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -101,7 +103,7 @@ def test_roundtrip_in_fresh_process(saved, items, tmp_path):
     learn, d = saved
     paths = list(items[items.split == 'valid'].path)
     (tmp_path/'paths.json').write_text(json.dumps(paths))
-    code = ("import json,sys,numpy as np; from artnb.learner import load_model; "
+    code = ("import json,sys,numpy as np; from artnb.inference import load_model; "
             f"p=load_model({str(d)!r}); r=p.predict(json.load(open({str(tmp_path/'paths.json')!r})), bs=4); "
             f"np.save({str(tmp_path/'probs.npy')!r}, r.probs); json.dump(r.labels, open({str(tmp_path/'labels.json')!r},'w'))")
     subprocess.run([sys.executable, '-c', code], check=True, cwd=tmp_path)

@@ -134,7 +134,7 @@ def test_csv_dataset(tmp_path, photo_folder):
 def test_bad_files_are_skipped_and_recorded(tmp_path, photo_folder):
     "Broken and odd files inside a real dataset: the run finishes, and metrics.json lists each skipped file with its reason"
     import shutil
-    from artnb.synth import write_bad_files
+    from artnb.synth_data import write_bad_files
     nb = "06_backbones"
     if nb not in present([nb]): pytest.skip(f"{nb} is not in nbs/")
     root = tmp_path / "photos"

@@ -6,9 +6,11 @@ from PIL import Image
 
 from artnb.recipes import kfold_splits, fit_probe, probe_predictions, extractor, fit_artnb
 from artnb.experiment import run_recipe, collapse_warning, CVRun
-from artnb.data import scan, validate, split_items, art_dls
+from artnb.data import scan, split_items, art_dls
+from artnb.validate import validate
 from artnb.learner import art_learner, model_stats
-from artnb.synth import make_dataset, paint
+from artnb.synth_data import make_dataset
+from artnb.synth import paint
 
 
 @pytest.fixture(scope='module')

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artnb.synth import LAYOUTS, PAINTERS, SOURCES, ARTBENCH_STYLES, make_dataset, paint, imitate, write_bad_files
+from artnb.synth import PAINTERS, ARTBENCH_STYLES, paint, imitate
+from artnb.synth_data import LAYOUTS, SOURCES, make_dataset, write_bad_files
 
 REPO = Path(__file__).resolve().parents[1]
 IMG_EXTS = {'.jpg', '.png'}
@@ -86,7 +87,7 @@ def test_bad_files(tmp_path):
 
 def _cli():
     exe = Path(sys.executable).parent / 'artnb-synth'
-    return [str(exe)] if exe.exists() else [sys.executable, '-m', 'artnb.synth']
+    return [str(exe)] if exe.exists() else [sys.executable, '-m', 'artnb.synth_data']
 
 
 def _run(*args):

@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
 
-from artnb.synth import make_dataset, write_bad_files
+from artnb.synth_data import make_dataset, write_bad_files
 from artnb.data import scan, split_items, art_dls
-from artnb.learner import art_learner, save_model
+from artnb.learner import art_learner
+from artnb.inference import save_model
 from artnb.widgets import read_upload
 from artnb.demo_app import DemoApp, app_from_env, app_env, open_model, model_folder
 
@@ -17,17 +18,16 @@ PAINTERS = ["Synth Mondrian", "Synth Rothko", "Synth Hokusai", "Synth Monet"]
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    "Two tiny saved models (4 synthetic painters; the second's config records its data kind) and test paintings."
+    "Two tiny saved models (4 synthetic painters; the first saved as of unknown origin, the second with the kind art_dls recorded) and test paintings."
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("widgets")
     root = make_dataset("folder", tmp / "paintings", n_per_class=4, size=64, seed=0, painters=PAINTERS)
     items = split_items(scan(root), ratios=(0.5, 0.5), seed=0)
     learn = art_learner(art_dls(items, size=64, bs=8), "resnet18", pretrained=False)
-    a = save_model(learn, tmp / "models" / "a")
+    a = save_model(learn, tmp / "models" / "a", data_kind="unknown")
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)           # b: other weights, so other answers
     b = save_model(learn, tmp / "models" / "b")
-    cfg = json.loads((b / "config.json").read_text()); cfg["data_kind"] = "synthetic"
-    (b / "config.json").write_text(json.dumps(cfg))
+    assert json.loads((b / "config.json").read_text())["data_kind"] == "synthetic"   # recorded from the items' synthetic flag
     valid = items[items.split == "valid"].drop_duplicates("label")
     return dict(tmp=tmp, a=a, b=b, paintings=[Path(p) for p in valid.path], classes=sorted(PAINTERS))
 
@@ -96,7 +96,7 @@ def test_paintings_and_broken_files(setup):
     assert app.viewer.msg.value.count('class="artnb-refusal"') == len(bad)
     for row in rows:                                                      # original, CAM overlay, top-3 + data kind
         assert [c._dom_classes for c in row.children] == [("artnb-original",), ("artnb-cam",), ("artnb-prediction",)]
-        assert "model trained on: <b>unknown</b>" in row.children[2].value  # a's config records no data kind
+        assert "model trained on: <b>unknown</b>" in row.children[2].value  # a was saved as of unknown origin
 
 
 def test_refuses_real_image_over_pixel_limit():
@@ -112,7 +112,7 @@ def test_dropdown_switches_model_and_reanalyses(setup):
     app.viewer.upload.value = as_upload_value(files)
     before = [r.get("prob") for r in app.results]
     app.dropdown.value = str(setup["b"])
-    assert app.pred.config["classes"] == setup["classes"] and len(app.results) == len(files)
+    assert app.pred.config.classes == setup["classes"] and len(app.results) == len(files)
     assert [r["ok"] for r in app.results] == [True] * len(setup["paintings"]) + [False]
     assert [r.get("prob") for r in app.results] != before                  # other weights, other probabilities
     assert app.viewer.trained_on == "synthetic"
