@@ -6,15 +6,13 @@ Docs: https://artnb.github.io/artnb/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #d33cc8dc
 from __future__ import annotations
-import os, re, csv, json, math, random, socket, hashlib, warnings, threading, unicodedata, tarfile, difflib
+import os, re, csv, json, math, random, hashlib, warnings, unicodedata, difflib
 from pathlib import Path
 from dataclasses import dataclass, field, asdict
 from functools import partial
-from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
 import torch, torch.nn.functional as F
 from fastcore.basics import store_attr
-from fastprogress.fastprogress import progress_bar
 with warnings.catch_warnings():   # keep the command-line tools' stderr to their own messages
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
     from fastai.torch_core import TensorImage, set_seed
@@ -24,16 +22,15 @@ with warnings.catch_warnings():   # keep the command-line tools' stderr to their
     from fastai.vision.data import ImageBlock
     from fastai.vision.augment import (Resize, ResizeMethod, PadMode, Transform, RandTransform, AffineCoordTfm,
         RandomResizedCropGPU, Flip, Rotate, Zoom, aug_transforms, setup_aug_tfms, affine_mat, rgb2hsv, hsv2rgb)
-from .core import load_rgb, ArtImage
+from .core import ArtImage
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'IMAGE_EXTS', 'ARTBENCH_STYLES', 'WIKIART_STYLES', 'ITEM_COLS', 'SPLIT_NAMES', 'META_EXTS',
-           'AI_SOURCE_WORDS', 'HUMAN_SOURCE_WORDS', 'SCANNERS', 'AUG_PRESETS', 'TASKS', 'RESIZE_METHODS', 'DATASETS',
+           'AI_SOURCE_WORDS', 'HUMAN_SOURCE_WORDS', 'SCANNERS', 'AUG_PRESETS', 'TASKS', 'RESIZE_METHODS', 'has_files',
            'unwrap_root', 'resolve_layout', 'detect_layout', 'scan_best_artworks', 'scan_ai_artbench',
            'scan_artbench10', 'scan_wikiart', 'scan_monet', 'scan_sources', 'scan_folder', 'scan_csv', 'scan',
-           'split_items', 'cache_key', 'cache_resized', 'shear_mat', 'vflip_mat', 'Shear', 'VFlip', 'ColorJitter',
-           'gaussian_blur', 'NoiseBlur', 'ToGrayscale', 'aug_tfms', 'DataConfig', 'data_kind_of', 'task_labels',
-           'art_dls', 'items_dl', 'kaggle_credentials', 'can_reach', 'download']
+           'split_items', 'shear_mat', 'vflip_mat', 'Shear', 'VFlip', 'ColorJitter', 'gaussian_blur', 'NoiseBlur',
+           'ToGrayscale', 'aug_tfms', 'DataConfig', 'data_kind_of', 'task_labels', 'art_dls', 'items_dl']
 
 # %% ../nbs/00_data.ipynb #0363a42b
 LAYOUTS = {
@@ -106,7 +103,7 @@ def _read_synthetic(root):
     except Exception: return {'generator': 'unknown (unreadable SYNTHETIC.json)'}
 
 # %% ../nbs/00_data.ipynb #25d954d9
-def _any_file(d):
+def has_files(d):
     "True if some non-hidden file lies somewhere under `d` (stops at the first)"
     for dp, dns, fns in os.walk(d):
         dns[:] = [n for n in dns if not n.startswith('.')]
@@ -150,7 +147,7 @@ def _detect(root):
     entries = [p for p in root.iterdir() if not _hidden(p)]
     dirs = sorted(p for p in entries if p.is_dir())
     names = {p.name for p in entries}
-    if not any(_any_file(d) for d in dirs) and not any(p.is_file() and p.suffix.lower() in IMAGE_EXTS for p in entries):
+    if not any(has_files(d) for d in dirs) and not any(p.is_file() and p.suffix.lower() in IMAGE_EXTS for p in entries):
         raise ValueError(f"{root} is empty: put a dataset there (layouts: {', '.join(LAYOUTS)}) "
                          "or download one with artnb.data.download(name, dest)")
     if (root/'images'/'images').is_dir() or (root/'resized'/'resized').is_dir() or \
@@ -167,7 +164,7 @@ def _detect(root):
         if sub and all(s.lower() in ARTBENCH_STYLES for s in sub) and {d.name.lower() for d in split_dirs} <= {'train', 'test'}:
             return 'artbench10'
         if sub: return 'folder'
-    class_dirs = [d for d in dirs if d.name.lower() not in SPLIT_NAMES and _any_file(d)]
+    class_dirs = [d for d in dirs if d.name.lower() not in SPLIT_NAMES and has_files(d)]
     if class_dirs:
         if len(class_dirs) >= 2 and all(_source_kind(d.name) for d in class_dirs): return 'sources'
         if _looks_wikiart(root, class_dirs): return 'wikiart'
@@ -445,42 +442,6 @@ def split_items(items, ratios=(0.7, 0.2, 0.1), seed=42, stratify='label', keep_g
     df['split'] = given.values
     return df
 
-# %% ../nbs/00_data.ipynb #772583ea
-def cache_key(path, max_side) -> str:
-    "Hash of (absolute path, size, mtime, max_side) naming the cached copy of `path`"
-    st = os.stat(path)
-    return hashlib.sha1(f'{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{max_side}'.encode()).hexdigest()[:24]
-
-def _cache_one(path, cache_dir, max_side, quality):
-    key = cache_key(path, max_side)
-    jpeg = Path(path).suffix.lower() in ('.jpg', '.jpeg')
-    out = cache_dir/key[:2]/(key + ('.jpg' if jpeg else '.png'))
-    if out.exists(): return str(out), False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try: im = load_rgb(path, max_side=max_side)
-    except Exception as e: raise ValueError(f"cannot cache {path} ({e}): run validate(items) first and cache the good items")
-    tmpf = out.with_name(f'.{out.name}.{os.getpid()}.{threading.get_ident()}.tmp')
-    im.save(tmpf, 'JPEG' if jpeg else 'PNG', **({'quality': quality} if jpeg else {}))
-    os.replace(tmpf, out)
-    return str(out), True
-
-def cache_resized(items, cache_dir, max_side=256, quality=95, n_workers=0, progress=True, verbose=True) -> pd.DataFrame:
-    "Copy of `items` whose `path` points at copies resized to `max_side` in `cache_dir` (made once); `orig_path` keeps the original"
-    cache_dir = Path(cache_dir); cache_dir.mkdir(parents=True, exist_ok=True)
-    src = items['orig_path'] if 'orig_path' in items else items['path']
-    fn = partial(_cache_one, cache_dir=cache_dir, max_side=max_side, quality=quality)
-    paths = list(src)
-    show = progress and len(paths) >= 200
-    if n_workers and n_workers > 1:
-        with ThreadPoolExecutor(n_workers) as ex: res = list(ex.map(fn, paths))
-    else: res = [fn(p) for p in (progress_bar(paths) if show else paths)]
-    df = items.copy()
-    df['orig_path'] = list(src)
-    df['path'] = [r[0] for r in res]
-    if verbose: print(f"cache_resized: {sum(r[1] for r in res)} written, {sum(not r[1] for r in res)} already cached "
-                      f"in {cache_dir} (max side {max_side})")
-    return df
-
 # %% ../nbs/00_data.ipynb #3c90b1ab
 def _draw(x, lo, hi, p, neutral, draw=None, batch=False):
     "Per-image values uniform in [lo, hi] (or `draw`), replaced by `neutral` with probability 1-p"
@@ -725,73 +686,3 @@ def items_dl(dls, items, split='test', with_labels=True, **kw):
     return dls.test_dl(df.reset_index(drop=True), with_labels=with_labels, **kw)
 
 items_dl.__test__ = False   # a helper, not a pytest test (pytest collects `test_*` names imported into test modules)
-
-# %% ../nbs/00_data.ipynb #fddc83f0
-DATASETS = {
-    'best-artworks': dict(kaggle='ikarus777/best-artworks-of-all-time', kind='dataset', layout='best-artworks', papers='S2, S3',
-                          page='https://www.kaggle.com/datasets/ikarus777/best-artworks-of-all-time'),
-    'ai-artbench':   dict(kaggle='ravidussilva/real-ai-art', kind='dataset', layout='ai-artbench', papers='S4',
-                          page='https://www.kaggle.com/datasets/ravidussilva/real-ai-art'),
-    'monet':         dict(kaggle='gan-getting-started', kind='competition', layout='monet', papers='S0',
-                          page='https://www.kaggle.com/competitions/gan-getting-started/data'),
-    'wikiart':       dict(kaggle='steubk/wikiart', kind='dataset', layout='wikiart', papers='S0 (negatives), S1 (human art)',
-                          page='https://www.kaggle.com/datasets/steubk/wikiart'),
-    'artbench10':    dict(url='https://artbench.eecs.berkeley.edu/files/artbench-10-imagefolder-split.tar', layout='artbench10',
-                          papers='S1, S4', subdir='artbench-10-imagefolder-split',
-                          page='https://github.com/liaopeiyuan/artbench'),
-}
-
-def kaggle_credentials() -> str:
-    "Where Kaggle credentials were found ('' if nowhere)"
-    if os.environ.get('KAGGLE_USERNAME') and os.environ.get('KAGGLE_KEY'): return 'KAGGLE_USERNAME/KAGGLE_KEY'
-    if os.environ.get('KAGGLE_API_TOKEN'): return 'KAGGLE_API_TOKEN'
-    dirs = [os.environ.get('KAGGLE_CONFIG_DIR'), '~/.kaggle', os.path.join(os.environ.get('XDG_CONFIG_HOME') or '~/.config', 'kaggle')]
-    for d in filter(None, dirs):
-        for n in ('kaggle.json', 'access_token', 'access_token.txt', 'credentials.json'):
-            p = Path(d).expanduser()/n
-            if p.is_file(): return str(p)
-    return ''
-
-def can_reach(host, port=443, timeout=1.5) -> bool:
-    "True if a TCP connection to `host`:`port` opens within `timeout` seconds (DNS included)"
-    ok = []
-    def _try():
-        try: socket.create_connection((host, port), timeout=timeout).close(); ok.append(True)
-        except OSError: pass
-    t = threading.Thread(target=_try, daemon=True); t.start(); t.join(timeout)
-    return bool(ok)
-
-def download(name, dest='data', force=False, timeout=1.5) -> Path:
-    "Download dataset `name` (a key of `DATASETS`) into `dest`/<name>; fail at once, with what to do, when offline or without credentials"
-    if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}: use one of {list(DATASETS)}")
-    info = DATASETS[name]
-    out = Path(dest)/name
-    if out.is_dir() and not force and _any_file(out): return out
-    manual = (f"download it by hand from {info['page']}, unpack it into a folder and pass that folder as data_path "
-              f"(layout {info['layout']!r})")
-    if 'kaggle' in info:
-        if not kaggle_credentials():
-            raise RuntimeError(f"no Kaggle credentials: put your API token in ~/.kaggle/kaggle.json (or set KAGGLE_USERNAME and "
-                               f"KAGGLE_KEY), see https://www.kaggle.com/settings/api; or {manual}")
-        host = 'www.kaggle.com'
-    else: host = info['url'].split('/')[2]
-    if not can_reach(host, timeout=timeout): raise ConnectionError(f"cannot reach {host} (offline?): {manual}")
-    out.mkdir(parents=True, exist_ok=True)
-    if 'kaggle' in info:
-        from kaggle.api.kaggle_api_extended import KaggleApi
-        api = KaggleApi(); api.authenticate()
-        if info['kind'] == 'competition':
-            api.competition_download_files(info['kaggle'], path=str(out), quiet=False)
-            for z in out.glob('*.zip'):
-                import zipfile
-                with zipfile.ZipFile(z) as zf: zf.extractall(out)
-                z.unlink()
-        else: api.dataset_download_files(info['kaggle'], path=str(out), unzip=True, quiet=False)
-    else:
-        import urllib.request
-        tar = out/Path(info['url']).name
-        urllib.request.urlretrieve(info['url'], tar)
-        with tarfile.open(tar) as tf: tf.extractall(out, filter='data')
-        tar.unlink()
-        if info.get('subdir') and (out/info['subdir']).is_dir(): return out/info['subdir']
-    return out

@@ -7,10 +7,10 @@ Docs: https://artnb.github.io/artnb/validate.html.md"""
 # %% auto #0
 __all__ = ['META_COLS', 'LEAK_COLS', 'estimate_jpeg_quality', 'inspect_image', 'write_bad_fixture', 'validate',
            'validation_summary', 'leakage_report', 'drop_leaks', 'bias_features', 'cramers_v', 'majority_rule_accuracy',
-           'bias_report', 'report', 'scan_main', 'scan_cli']
+           'bias_report', 'report', 'cache_key', 'cache_resized', 'scan_main', 'scan_cli']
 
 # %% ../nbs/00b_validate.ipynb #ac88f38c
-import os, io, sys, hashlib, contextlib
+import os, io, sys, hashlib, contextlib, threading
 from pathlib import Path
 from functools import partial
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +20,7 @@ import imagehash
 from fastcore.script import call_parse, CliError
 from fastprogress.fastprogress import progress_bar
 from .core import (BadImage, UsageError, DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES, read_regular_file, pil_limits, open_image,
-    to_rgb, check_number, check_writable, one_line, write_csv_atomic, escape_stdio, run_cli)
+    to_rgb, load_rgb, check_number, check_writable, one_line, write_csv_atomic, escape_stdio, run_cli)
 from .data import LAYOUTS, detect_layout, scan, split_items
 
 # %% ../nbs/00b_validate.ipynb #3870b17d
@@ -338,6 +338,42 @@ def report(items, bad=None, leaks=None, bias=None, max_dist=6, show_bad=20, file
         out += bias['warnings'] or ['no low-level feature predicts the label on its own']
     print('\n'.join(out), file=file)
     return {'leaks': leaks, 'bias': bias}
+
+# %% ../nbs/00b_validate.ipynb #772583ea
+def cache_key(path, max_side) -> str:
+    "Hash of (absolute path, size, mtime, max_side) naming the cached copy of `path`"
+    st = os.stat(path)
+    return hashlib.sha1(f'{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{max_side}'.encode()).hexdigest()[:24]
+
+def _cache_one(path, cache_dir, max_side, quality):
+    key = cache_key(path, max_side)
+    jpeg = Path(path).suffix.lower() in ('.jpg', '.jpeg')
+    out = cache_dir/key[:2]/(key + ('.jpg' if jpeg else '.png'))
+    if out.exists(): return str(out), False
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try: im = load_rgb(path, max_side=max_side)
+    except Exception as e: raise ValueError(f"cannot cache {path} ({e}): run validate(items) first and cache the good items")
+    tmpf = out.with_name(f'.{out.name}.{os.getpid()}.{threading.get_ident()}.tmp')
+    im.save(tmpf, 'JPEG' if jpeg else 'PNG', **({'quality': quality} if jpeg else {}))
+    os.replace(tmpf, out)
+    return str(out), True
+
+def cache_resized(items, cache_dir, max_side=256, quality=95, n_workers=0, progress=True, verbose=True) -> pd.DataFrame:
+    "Copy of `items` whose `path` points at copies resized to `max_side` in `cache_dir` (made once); `orig_path` keeps the original"
+    cache_dir = Path(cache_dir); cache_dir.mkdir(parents=True, exist_ok=True)
+    src = items['orig_path'] if 'orig_path' in items else items['path']
+    fn = partial(_cache_one, cache_dir=cache_dir, max_side=max_side, quality=quality)
+    paths = list(src)
+    show = progress and len(paths) >= 200
+    if n_workers and n_workers > 1:
+        with ThreadPoolExecutor(n_workers) as ex: res = list(ex.map(fn, paths))
+    else: res = [fn(p) for p in (progress_bar(paths) if show else paths)]
+    df = items.copy()
+    df['orig_path'] = list(src)
+    df['path'] = [r[0] for r in res]
+    if verbose: print(f"cache_resized: {sum(r[1] for r in res)} written, {sum(not r[1] for r in res)} already cached "
+                      f"in {cache_dir} (max side {max_side})")
+    return df
 
 # %% ../nbs/00b_validate.ipynb #417f9fd8
 def scan_main(root, layout=None, out=None, min_side=32, max_dist=6, workers=0, ratios=(0.7, 0.2, 0.1)) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark artnb.data.cache_resized: one epoch of fastai DataLoaders over big JPEGs, with and without the cache.
+"""Benchmark artnb.validate.cache_resized: one epoch of fastai DataLoaders over big JPEGs, with and without the cache.
 
 Writes N synthetic JPEGs of SIDE px (artnb.synth.paint when available, otherwise a quick procedural generator;
 both drawn at 1/4 size and upscaled), then times one full pass (train + valid, every image once) of `art_dls(..., size=SIZE, bs=BS,
@@ -61,8 +61,8 @@ def main():
     a = p.parse_args()
     import torch
     if a.threads: torch.set_num_threads(a.threads)
-    from artnb.data import scan, cache_resized, art_dls
-    from artnb.validate import validate
+    from artnb.data import scan, art_dls
+    from artnb.validate import cache_resized, validate
 
     work = Path(a.dir or tempfile.mkdtemp(prefix='bench_cache_'))
     try:

@@ -5,7 +5,8 @@ import numpy as np, pandas as pd, pytest
 from PIL import Image
 
 from artnb import synth_data
-from artnb.data import scan, detect_layout, split_items, download, kaggle_credentials, can_reach, LAYOUTS
+from artnb.data import scan, detect_layout, split_items, LAYOUTS
+from artnb.download import download, kaggle_credentials, can_reach
 from artnb.validate import validate, inspect_image, write_bad_fixture, leakage_report, bias_report
 from artnb.core import load_rgb, BadImage
 

@@ -10,11 +10,9 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 
-from artnb.data import scan, IMAGE_EXTS, art_dls, split_items, cache_resized
-from artnb.validate import validate, inspect_image, write_bad_fixture
-from artnb.core import load_rgb, read_regular_file, write_csv_atomic, BadImage
-from artnb.validate import scan_main
-from artnb.core import UsageError
+from artnb.data import scan, IMAGE_EXTS, art_dls, split_items
+from artnb.validate import cache_resized, validate, inspect_image, write_bad_fixture, scan_main
+from artnb.core import load_rgb, read_regular_file, write_csv_atomic, BadImage, UsageError
 from artnb.learner import art_learner
 from artnb.inference import save_model, load_model, check_config, Predictor, predict_files, predict_main, expand_paths
 from fastcore.script import CliError
