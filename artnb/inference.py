@@ -6,32 +6,34 @@ Docs: https://artnb.github.io/artnb/inference.html.md"""
 
 # %% ../nbs/01a_inference.ipynb #f8a17aac
 from __future__ import annotations
-import os, sys, json, math, stat, warnings
+import os, re, sys, json, math, stat, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
-from typing import Annotated
-from fastcore.script import call_parse
+import yaml
+from scipy.optimize import minimize_scalar
+from fastcore.basics import noop
 from fastprogress.fastprogress import progress_bar
 with warnings.catch_warnings():   # keep `artnb-predict`'s stderr to its own messages
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
     from fastai.vision.all import Resize, RandomResizedCrop, PILImage, TensorImage, default_device
 import artnb
 from .core import (load_rgb, BadImage, UsageError, read_regular_file, check_writable, check_number,
-    write_csv_atomic, escape_stdio, one_line, run_cli)
-from .data import IMAGE_EXTS, ToGrayscale, NoiseBlur
+    write_csv_atomic, one_line)
+from .data import IMAGE_EXTS, ToGrayscale, NoiseBlur, task_labels
 from .learner import (arch_source, HEADS, head_kwargs, create_body_and_stats, body_features, build_model,
     positive_index, ModelConfig)
 from .cam import CAM_METHODS, cam_overlays
-
+from .analysis import binary_threshold, to_jsonable
 
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'NONE_LABEL', 'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES',
-           'MAX_INPUT_SIDE', 'Prediction', 'model_config', 'save_model', 'check_config', 'read_config',
-           'safetensors_header', 'load_state', 'load_model', 'resize_tfm', 'Predictor', 'reject_threshold',
-           'open_set_report', 'FusedBinary', 'set_reject_threshold', 'expand_paths', 'predict_files', 'predict_main',
-           'predict_cli']
+           'MAX_INPUT_SIDE', 'THRESHOLD_KINDS', 'TEMPERATURE_RANGE', 'Prediction', 'model_config', 'save_model',
+           'check_config', 'read_config', 'safetensors_header', 'load_state', 'load_model', 'card_metrics',
+           'model_card', 'resize_tfm', 'Predictor', 'reject_threshold', 'open_set_report', 'model_labels',
+           'fit_temperature', 'calibrate', 'FusedBinary', 'set_reject_threshold', 'expand_paths', 'class_columns',
+           'predict_files', 'predict_main']
 
 # %% ../nbs/01a_inference.ipynb #d4442326
 FORMAT = 'artnb-model'
@@ -45,9 +47,11 @@ MAX_MODEL_PARAMS = 150_000_000   # load_model's default budget (about 600 MB of 
 MAX_CONFIG_BYTES = 2**20         # a config.json larger than this is refused unread
 MAX_CLASSES = 10_000
 MAX_INPUT_SIDE = 2048
+THRESHOLD_KINDS = ('binary', 'reject')
+TEMPERATURE_RANGE = (1e-3, 1e3)
 
-def model_config(learn, data_kind:str|None=None) -> dict:
-    "The JSON-able `config.json` that `save_model` writes: `learn.art` (a `ModelConfig`) + format and versions"
+def model_config(learn, data_kind:str|None=None, metrics=None) -> dict:
+    "The JSON-able `config.json` that `save_model` writes: `learn.art` (a `ModelConfig`) + format and versions (`metrics`: see `card_metrics`)"
     if not isinstance(getattr(learn, 'art', None), ModelConfig):
         raise ValueError("save_model needs a Learner made by art_learner (it records the architecture in learn.art)")
     def _js(o):
@@ -61,17 +65,19 @@ def model_config(learn, data_kind:str|None=None) -> dict:
     if data_kind is not None:
         if data_kind not in ('synthetic', 'real', 'unknown'): raise ValueError(f"data_kind must be 'synthetic', 'real' or 'unknown', got {data_kind!r}")
         c['data'] = dict(c['data'], kind=data_kind)
+    c['metrics'] = card_metrics(c.get('metrics') if metrics is None else metrics)
     return _js(dict(format=FORMAT, format_version=FORMAT_VERSION, artnb_version=artnb.__version__, torch_version=torch.__version__,
                     data_kind=str(c['data'].get('kind') or 'unknown'), **c))
 
-def save_model(learn, path, data_kind:str|None=None) -> Path:
-    "Write `path/model.safetensors` + `path/config.json` for an `art_learner` Learner (`data_kind` overrides what `art_dls` recorded)"
+def save_model(learn, path, data_kind:str|None=None, metrics=None) -> Path:
+    "Write `path/model.safetensors` + `path/config.json` + the model card `path/README.md` for an `art_learner` Learner (`data_kind` overrides what `art_dls` recorded; `metrics`, a `metrics_table` or `card_metrics` dict, overrides `learn.art.metrics`)"
     from safetensors.torch import save_file
+    cfg = check_config(model_config(learn, data_kind, metrics))   # never write a config load_model would refuse
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    cfg = model_config(learn, data_kind)
     sd = {k: v.detach().to('cpu', copy=True).contiguous() for k, v in learn.model.state_dict().items()}
     save_file(sd, str(path/'model.safetensors'), metadata={'format': 'pt', 'artnb_format': FORMAT})
     (path/'config.json').write_text(json.dumps(cfg, indent=2))
+    (path/'README.md').write_bytes(model_card(cfg).encode('utf-8', 'backslashreplace'))
     return path
 
 def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
@@ -141,7 +147,31 @@ def check_config(cfg:dict) -> dict:
     unknown = set(t) - {'grayscale', 'noise_blur_valid'}
     if unknown: raise ValueError(f"config.json tfms has transforms this artnb does not know: {sorted(map(str, unknown))[:5]}")
     if not all(isinstance(v, bool) for v in t.values()): raise ValueError("config.json tfms values must be true or false")
+    T = cfg.get('temperature', 1.0)
+    if not (_is_num(T) and TEMPERATURE_RANGE[0] <= T <= TEMPERATURE_RANGE[1]):
+        raise ValueError(f"config.json temperature must be a finite number > 0 ({TEMPERATURE_RANGE[0]:g}..{TEMPERATURE_RANGE[1]:g}), got {str(T)[:40]}")
+    thr, kind = cfg.get('threshold'), cfg.get('threshold_kind')
+    if thr is not None and not (_is_num(thr) and 0 <= thr <= 1): raise ValueError(f"config.json threshold must be null or a number in [0, 1], got {str(thr)[:40]}")
+    if kind is not None and kind not in THRESHOLD_KINDS: raise ValueError(f"config.json threshold_kind must be null, 'binary' or 'reject', got {str(kind)[:40]}")
+    if thr is not None and kind is None: raise ValueError("config.json has a threshold but no threshold_kind ('binary' or 'reject')")
+    if kind == 'binary' and len(cl) != 2: raise ValueError(f"config.json threshold_kind 'binary' needs 2 classes, the model has {len(cl)}")
+    _check_metrics(cfg.get('metrics', {}))
     return cfg
+
+def _check_metrics(m) -> dict:
+    "`m` if it is a valid `metrics` entry of a config (see `card_metrics`), else `ValueError`"
+    if not isinstance(m, dict): raise ValueError("config.json metrics must be an object")
+    bad = set(m) - {'split', 'n', 'ci', 'values'}
+    if bad: raise ValueError(f"config.json metrics has unknown keys {sorted(map(str, bad))[:5]} (known: split, n, ci, values)")
+    if m.get('split') is not None and not (isinstance(m['split'], str) and len(m['split']) <= 100): raise ValueError("config.json metrics.split must be null or a short string")
+    if m.get('n') is not None and not (_is_int(m['n']) and m['n'] >= 0): raise ValueError("config.json metrics.n must be null or a count (integer >= 0)")
+    if m.get('ci') is not None and not (_is_num(m['ci']) and 0 < m['ci'] < 1): raise ValueError("config.json metrics.ci must be null or a level in (0, 1)")
+    v = m.get('values', {})
+    if not isinstance(v, dict) or len(v) > 100: raise ValueError("config.json metrics.values must be an object of at most 100 metrics")
+    for k, e in v.items():
+        if not (0 < len(k) <= 100 and isinstance(e, dict) and set(e) <= {'estimate', 'lo', 'hi'} and all(x is None or _is_num(x) for x in e.values())):
+            raise ValueError(f"config.json metrics.values.{k[:40]} must be an object {{estimate, lo, hi}} of numbers or nulls")
+    return m
 
 def _reject_constant(c): raise ValueError(f"config.json holds a non-finite number ({c})")
 
@@ -213,8 +243,8 @@ def _model_folder(path) -> Path:
         raise FileNotFoundError(f"{path} has config.json but no model.safetensors (or model.pth)")
     return path
 
-def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS):
-    "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor`"
+def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:float|None=None):
+    "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor` (`threshold` overrides the stored one)"
     path = _model_folder(path)
     cfg = ModelConfig.from_dict(read_config(path))
     n_cls = len(cfg.classes)
@@ -250,7 +280,96 @@ def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS):
     if nonfinite: raise ValueError(f"the weights hold NaN or infinite values ({len(nonfinite)} tensors, e.g. {nonfinite[:3]})")
     model = build_model(cfg.arch, cfg.head, n_cls, cfg.size, pretrained=False, head_kw=cfg.head_kw, feats=feats)
     model.load_state_dict(sd, strict=True)
-    return Predictor(model, cfg, device=device)
+    return Predictor(model, cfg, device=device, threshold=threshold)
+
+# %% ../nbs/01a_inference.ipynb #874389fe
+def card_metrics(m, split:str|None=None) -> dict:
+    "Headline metrics for a config and its model card, `{split, n, ci, values: {name: {estimate, lo, hi}}}`, from a `metrics_table` (n and interval level from its attrs), such a dict, or None ({}); NaN becomes null"
+    if m is None: return {}
+    if isinstance(m, pd.DataFrame):
+        vals = {str(k): dict(estimate=r['estimate'], lo=r['lo'] if 'lo' in m else None, hi=r['hi'] if 'hi' in m else None) for k, r in m.iterrows()}
+        ci = 1 - m.attrs['alpha'] if 'lo' in m and m.attrs.get('n_boot') and 'alpha' in m.attrs else None
+        m = dict(split=split, n=m.attrs.get('n'), ci=ci, values=vals)
+    elif isinstance(m, dict):
+        m = dict(m)
+        if split is not None: m['split'] = split
+    else: raise TypeError(f"metrics must be a metrics_table DataFrame or a dict, got {type(m).__name__}")
+    return _check_metrics(to_jsonable(m) if m else {})
+
+def _md(s) -> str:
+    "`s` on one line with the characters Markdown / HTML would interpret escaped"
+    return re.sub(r'([\\`*_{}\[\]<>()#+!|~])', r'\\\1', one_line(s, 300))
+
+_TASKS_TEXT = {'multiclass': 'which of its {n} classes a picture belongs to',
+               'binary': "whether a picture is by (or of) {target} or not ('other')",
+               'ai': 'whether a picture was made by a generative model (AI) or by a human',
+               'style_origin': 'the style of a picture and whether it was made by a human or by a generative model'}
+
+def model_card(config) -> str:
+    "A Hugging Face style model card (`README.md`) for a model config (dict or `ModelConfig`): YAML front matter, then what it classifies, training data, evaluation, calibration, intended use and limits, how to load and run it"
+    c = config.to_dict() if isinstance(config, ModelConfig) else dict(config)
+    classes, data = [str(v) for v in c['classes']], dict(c.get('data') or {})
+    kind = str(c.get('data_kind') or data.get('kind') or 'unknown')
+    task = str(data.get('task') or 'multiclass')
+    m = c.get('metrics') or {}
+    vals, n, ci, split = m.get('values') or {}, m.get('n'), m.get('ci'), m.get('split')
+    T, thr, tk = float(c.get('temperature', 1.0)), c.get('threshold'), c.get('threshold_kind')
+    pi = c.get('pos_index')
+    pos = classes[pi] if pi is not None and len(classes) == 2 else None
+    tags = ['artnb', 'fastai', 'image-classification', 'art', f'task-{task}'] + (['synthetic-data'] if kind == 'synthetic' else [])
+    front = dict(library_name='artnb', pipeline_tag='image-classification', tags=tags, classes=classes, data_kind=kind, task=task,
+                 arch=c['arch'], head=c['head'], input_size=list(c['size']), temperature=T, threshold=thr, threshold_kind=tk,
+                 metrics=[dict(name=k, value=v.get('estimate'), ci=None if v.get('lo') is None else [v.get('lo'), v.get('hi')],
+                               ci_level=ci, n=n, split=split) for k, v in vals.items()])
+    if pos is not None: front['positive_class'] = pos
+    if c.get('artnb_version'): front['artnb_version'] = str(c['artnb_version'])
+    L = ['---', yaml.safe_dump(to_jsonable(front), sort_keys=False, allow_unicode=True, width=10_000).rstrip('\n'), '---', '',
+         f"# artnb image classifier: {_md(c['arch'])} with a {_md(c['head'])} head, {len(classes)} classes", '']
+    if kind == 'synthetic':
+        L += ['> **SYNTHETIC DATA**: this model was trained on procedurally generated pictures (`artnb.synth`), not on real',
+              '> paintings. It exercises the pipeline; its predictions and metrics say nothing about real art.', '']
+    h, w = c['size']
+    what = _TASKS_TEXT.get(task, 'which of its classes a picture belongs to').format(n=len(classes), target=_md(data.get('target') or pos or '?'))
+    L += ['## What it classifies', '', f"It predicts {what}. Classes ({len(classes)}):", '']
+    L += [f"- {_md(v)}{' (positive class)' if v == pos else ''}" for v in classes[:50]]
+    if len(classes) > 50: L.append(f"- ... and {len(classes) - 50} more (all in `config.json`)")
+    L += ['', f"Input: an RGB image resized to {h} x {w} px ({_md((c.get('resize') or {}).get('method', 'squish'))}), normalised with mean "
+          f"{[round(v, 4) for v in c['mean']]} and std {[round(v, 4) for v in c['std']]}. Output: one probability per class, "
+          f"softmax(logits / T) with temperature T = {T:.4g}.", '']
+    if thr is not None and tk == 'binary':
+        L += [f"Decision rule: the positive class *{_md(pos or classes[1])}* when its probability is at least **{thr:.4g}** "
+              "(chosen on validation data), else the other class.", '']
+    elif thr is not None:
+        L += [f"Decision rule: the most probable class, or *none of these* when the top probability is below **{thr:.4g}** "
+              "(chosen on validation data).", '']
+    else: L += ['Decision rule: the most probable class.', '']
+    L += ['## Training data', '', f"- data kind: **{kind}**" + (' (SYNTHETIC DATA)' if kind == 'synthetic' else '')]
+    L += [f"- {k}: {_md(data[k])}" for k in ('task', 'target', 'label_col', 'size', 'resize', 'aug') if data.get(k) not in (None, '', [])]
+    L += [f"- pretrained body: {'yes' if c.get('pretrained') else 'no'}", '']
+    L += ['## Evaluation', '']
+    if vals:
+        lvl = f"{ci:.0%} bootstrap CI" if ci else 'CI'
+        L += [f"On the **{_md(split or 'held-out')}** split, n = {n if n is not None else '?'} images:", '', f"| metric | estimate | {lvl} |", '|---|---|---|']
+        f = lambda x: '-' if x is None else f'{x:.3f}'
+        _ci = lambda v: '-' if v.get('lo') is None else f"[{f(v['lo'])}, {f(v.get('hi'))}]"
+        L += [f"| {_md(k)} | {f(v.get('estimate'))} | {_ci(v)} |" for k, v in vals.items()]
+        L.append('')
+        if n is not None and n < 30:
+            L += [f"**Small sample**: n = {n} < 30 images. The intervals are wide and the estimates can move a lot on other data.", '']
+    else: L += ['No evaluation is recorded with this model. Run `artnb-eval MODEL_DIR DATA` on held-out labelled images.', '']
+    L += ['## Intended use and limits', '',
+          '- Research and teaching: reproducing painting-classification experiments (artist, style, human vs AI) with artnb.',
+          '- Not for attributing, authenticating or valuing artworks, and not for judging whether a person used AI: '
+          'errors are likely on images unlike the training data (other artists, styles, photographs, scans, generators).',
+          ('- The probabilities are calibrated (temperature) on the validation split only; they drift on other data.' if T != 1.0 or thr is not None
+           else '- The probabilities are not calibrated (temperature 1): `artnb.inference.calibrate` fits a temperature and threshold on validation data.'),
+          f"- Only the {len(classes)} classes above exist for it" + ('; anything else gets the closest one, or *none of these* below the threshold.' if tk == 'reject' else '; anything else still gets one of them.'), '']
+    L += ['## How to use', '', 'Load it without unpickling anything (`model.safetensors` + `config.json`):', '', '```python',
+          'from artnb.inference import load_model', "pred = load_model('MODEL_DIR')           # a Predictor",
+          "res = pred.predict(['painting.jpg'])      # Prediction(probs, labels)", '```', '', 'From the command line:', '', '```bash',
+          'artnb-predict MODEL_DIR images/ --out preds.csv [--threshold T]',
+          'artnb-eval MODEL_DIR DATA --out eval/ [--split test] [--robustness]', '```', '']
+    return '\n'.join(L)
 
 # %% ../nbs/01a_inference.ipynb #30510164
 from collections import namedtuple
@@ -270,18 +389,26 @@ def resize_tfm(cfg:ModelConfig):
 
 class Predictor:
     "Predict class probabilities with a model + its `config` (from `load_model` or `Predictor.from_learner`)"
-    def __init__(self, model:nn.Module, config:ModelConfig, device=None, threshold:float|None=None):
+    def __init__(self, model:nn.Module, config:ModelConfig, device=None, threshold:float|None=None, threshold_kind:str|None=None,
+                 temperature:float|None=None):
         if isinstance(config, dict): config = ModelConfig.from_dict(config)
         self.device = torch.device(device) if device is not None else default_device()
         self.model, self.config = model.to(self.device).eval(), config
-        self.classes, self.threshold = list(config.classes), threshold
+        self.classes = list(config.classes)
+        self.temperature = float(config.temperature if temperature is None else temperature)
+        if not (math.isfinite(self.temperature) and self.temperature > 0): raise ValueError(f"temperature must be a finite number > 0, got {self.temperature}")
+        self.threshold = config.threshold if threshold is None else float(threshold)
+        self.threshold_kind = threshold_kind or config.threshold_kind or ('binary' if len(self.classes) == 2 else 'reject')
+        if self.threshold_kind not in THRESHOLD_KINDS: raise ValueError(f"threshold_kind must be 'binary' or 'reject', got {self.threshold_kind!r}")
+        if self.threshold_kind == 'binary' and len(self.classes) != 2: raise ValueError("threshold_kind 'binary' needs a 2-class model")
+        self.pos_index = (config.pos_index if config.pos_index is not None else positive_index(self.classes)) if len(self.classes) == 2 else None
         self._resize = resize_tfm(config)
         self.mean = torch.tensor(config.mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1)
 
     @classmethod
     def from_learner(cls, learn, device=None, threshold=None):
-        "A `Predictor` sharing `learn`'s model and its `ModelConfig` (what `save_model` would write)"
+        "A `Predictor` sharing `learn`'s model and its `ModelConfig` (what `save_model` would write: temperature and threshold included)"
         return cls(learn.model, ModelConfig.from_dict(model_config(learn)), device=device if device is not None else learn.dls.device, threshold=threshold)
 
     def preprocess(self, x) -> torch.Tensor:
@@ -302,17 +429,29 @@ class Predictor:
         with torch.inference_mode(): return self.model.eval()(self.normalize(xb)).float()
 
     def predict_tensors(self, xb:torch.Tensor) -> np.ndarray:
-        "Probabilities for a uint8 batch (n, 3, h, w)"
-        return F.softmax(self.logits(xb), dim=-1).cpu().numpy()
+        "Calibrated probabilities, softmax(logits / temperature), for a uint8 batch (n, 3, h, w)"
+        return F.softmax(self.logits(xb) / self.temperature, dim=-1).cpu().numpy()
 
-    def labels_for(self, probs:np.ndarray) -> list:
-        "Class names for rows of `probs` (`'none of these'` below `threshold`, '' where the model's output is not finite)"
-        lab = [self.classes[i] if np.isfinite(p).all() else '' for i, p in zip(probs.argmax(1), probs)]
-        if self.threshold is not None: lab = [NONE_LABEL if p < self.threshold else l for p, l in zip(probs.max(1), lab)]
-        return lab
+    def labels_for(self, probs:np.ndarray, threshold:float|None=None) -> list:
+        "Class names for rows of `probs` by the threshold rule (`threshold` overrides `self.threshold`); '' where the model's output is not finite"
+        t = self.threshold if threshold is None else threshold
+        ok = np.isfinite(probs).all(1)
+        lab = [self.classes[i] if o else '' for i, o in zip(probs.argmax(1), ok)]
+        if t is None: return lab
+        if self.threshold_kind == 'binary':
+            pos, neg = self.classes[self.pos_index], self.classes[1 - self.pos_index]
+            return [(pos if p >= t else neg) if o else '' for p, o in zip(probs[:, self.pos_index], ok)]
+        return [NONE_LABEL if o and p < t else l for p, o, l in zip(probs.max(1), ok, lab)]
 
-    def predict(self, items, bs:int=32, progress:bool=False) -> Prediction:
-        "`Prediction(probs, labels)` for paths / PIL images / an items DataFrame"
+    def predict_logits(self, items, bs:int=32) -> np.ndarray:
+        "Raw logits (n, n_classes), before the temperature, for paths / PIL images / an items DataFrame"
+        check_number('bs', bs, 1)
+        items = _as_list(items)
+        out = [self.logits(torch.stack([self.preprocess(o) for o in items[i:i+bs]])).cpu().numpy() for i in range(0, len(items), bs)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def predict(self, items, bs:int=32, progress:bool=False, threshold:float|None=None) -> Prediction:
+        "`Prediction(probs, labels)` for paths / PIL images / an items DataFrame (`threshold` overrides the stored one)"
         check_number('bs', bs, 1)
         items = _as_list(items)
         out = []
@@ -320,9 +459,11 @@ class Predictor:
         for i in (progress_bar(chunks) if progress else chunks):
             out.append(self.predict_tensors(torch.stack([self.preprocess(o) for o in items[i:i+bs]])))
         probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
-        return Prediction(probs, self.labels_for(probs))
+        return Prediction(probs, self.labels_for(probs, threshold))
 
-    def __repr__(self): return f"Predictor({self.config.arch}/{self.config.head}, {len(self.classes)} classes, size {self.config.size})"
+    def __repr__(self):
+        thr = '' if self.threshold is None else f", {self.threshold_kind} threshold {self.threshold:.3g}"
+        return f"Predictor({self.config.arch}/{self.config.head}, {len(self.classes)} classes, size {self.config.size}, T={self.temperature:.3g}{thr})"
 
 # %% ../nbs/01a_inference.ipynb #fa3e55b9
 def reject_threshold(top_scores, pred_labels=None, true_labels=None, classes=None, accept:float=0.95) -> float:
@@ -348,6 +489,79 @@ def open_set_report(pred_labels, true_labels, classes) -> dict:
         r['rejected_known'] = float(np.mean(p[known] == NONE_LABEL))
     if (~known).any(): r['rejected_unknown'] = float(np.mean(p[~known] == NONE_LABEL))
     return r
+
+# %% ../nbs/01a_inference.ipynb #99349dd3
+def model_labels(config, items) -> pd.Series:
+    "True labels of `items` in the model's class space, by the task its DataLoaders recorded (`config.data`: 'multiclass' label column, 'binary' target vs 'other', 'ai', 'style_origin'); labels it has no class for stay as they are"
+    cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+    task, target = cfg.data.get('task') or 'multiclass', cfg.data.get('target')
+    col = cfg.data.get('label_col') or 'label'
+    if col not in items: raise ValueError(f"the items have no {col!r} column: this model's labels come from it")
+    if task != 'binary': return task_labels(items, task, target, col)
+    if target is None: raise ValueError("the model's config records a binary task without its target")
+    pos = [c for c in cfg.classes if c != 'other']
+    try: lab = task_labels(items, 'binary', target, col)
+    except ValueError: return pd.Series('other', index=items.index)   # no image of the target here: all negatives
+    return lab.where(lab == 'other', pos[0] if len(pos) == 1 else lab)
+
+def _nll(z, y, T:float=1.0) -> float: return float(F.cross_entropy(torch.as_tensor(z, dtype=torch.float64) / T, torch.as_tensor(y, dtype=torch.int64)))
+
+def fit_temperature(logits, targets, bounds=(0.05, 20.)) -> float:
+    "Temperature T minimising the NLL of softmax(logits / T) on (`logits` (n, c), `targets` class indices): a bounded 1-D search over log T"
+    z, y = np.asarray(logits, dtype=np.float64), np.asarray(targets, dtype=np.int64)
+    if z.ndim != 2 or len(z) != len(y) or not len(z): raise ValueError(f"fit_temperature needs (n, c) logits and n class indices, got shapes {z.shape} and {y.shape}")
+    ok = np.isfinite(z).all(1); z, y = z[ok], y[ok]
+    if not len(z): raise ValueError("no finite logits to fit a temperature on")
+    lo, hi = map(math.log, bounds)
+    r = minimize_scalar(lambda lt: _nll(z, y, math.exp(lt)), bounds=(lo, hi), method='bounded', options=dict(xatol=1e-4))
+    T = float(math.exp(r.x))
+    if _nll(z, y, T) > _nll(z, y, 1.0): return 1.0
+    if min(abs(r.x - lo), abs(r.x - hi)) < 1e-3:
+        warnings.warn(f"the fitted temperature {T:.3g} sits at the search bound: the validation set (n={len(y)}) cannot pin it down")
+    return T
+
+def _validation_logits(model, items, bs):
+    "(raw logits, target indices, classes) on validation data: a Learner's validation set, or `items` through a Predictor"
+    if isinstance(model, Predictor) or items is not None:
+        pred = model if isinstance(model, Predictor) else Predictor.from_learner(model)
+        if items is None: raise ValueError("calibrate(predictor) needs validation items: a DataFrame with path and label columns")
+        lab = model_labels(pred.config, items)
+        keep = lab.isin(pred.classes).to_numpy()
+        if not keep.any(): raise ValueError(f"none of the {len(items)} validation items has a label among the model's classes {pred.classes[:10]}")
+        ix = {c: i for i, c in enumerate(pred.classes)}
+        return pred.predict_logits(items[keep], bs), np.array([ix[v] for v in lab[keep]]), pred.classes
+    learn = model
+    with learn.no_bar(), learn.no_logging(): z, y = learn.get_preds(dl=learn.dls.valid, act=noop)[:2]
+    return z.as_subclass(torch.Tensor).float().cpu().numpy(), y.as_subclass(torch.Tensor).cpu().numpy(), [str(v) for v in learn.dls.vocab]
+
+def calibrate(model, items=None, temperature:bool=True, threshold='auto', goal:str='balanced_accuracy', accept:float=0.95, bs:int=32) -> dict:
+    "Fit the temperature and choose the threshold on validation data; store both in `model`'s config (a Learner's `learn.art`, a Predictor's `config`) and return them with the NLL before and after"
+    if isinstance(model, Predictor): cfg = model.config
+    elif isinstance(getattr(model, 'art', None), ModelConfig): cfg = model.art
+    else: raise ValueError("calibrate needs a Predictor or a Learner made by art_learner")
+    z, y, classes = _validation_logits(model, items, bs)
+    T = fit_temperature(z, y) if temperature else float(cfg.temperature)
+    P = F.softmax(torch.as_tensor(z, dtype=torch.float64) / T, -1).numpy()
+    binary = len(classes) == 2
+    if threshold == 'auto': kind, t = ('binary' if binary else 'reject'), None
+    elif threshold in THRESHOLD_KINDS: kind, t = threshold, None
+    elif threshold is None: kind, t = None, None
+    elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 <= threshold <= 1: kind, t = ('binary' if binary else 'reject'), float(threshold)
+    else: raise ValueError(f"threshold must be 'auto', 'binary', 'reject', None or a number in [0, 1], got {threshold!r}")
+    if kind == 'binary' and not binary: raise ValueError(f"a binary threshold needs a 2-class model, this one has {len(classes)} classes")
+    if kind == 'binary' and t is None:
+        pos = cfg.pos_index if cfg.pos_index is not None else positive_index(classes)
+        vp = pd.DataFrame({'target': [classes[i] for i in y], 'pred': [classes[i] for i in P.argmax(1)]})
+        for j, c in enumerate(classes): vp[f'prob_{c}'] = P[:, j]
+        try: t = binary_threshold(vp, goal=goal, pos_class=classes[pos])
+        except ValueError as e: warnings.warn(f"no binary threshold stored: {e}"); kind = None
+    elif kind == 'reject' and t is None: t = reject_threshold(P.max(1), accept=accept)
+    if t is not None: t = float(min(max(t, 0.), 1.))
+    cfg.temperature, cfg.threshold, cfg.threshold_kind = float(T), t, (kind if t is not None else None)
+    if isinstance(model, Predictor):
+        model.temperature, model.threshold = cfg.temperature, t
+        model.threshold_kind = cfg.threshold_kind or ('binary' if binary else 'reject')
+    return dict(temperature=float(T), threshold=t, threshold_kind=cfg.threshold_kind, nll_before=_nll(z, y), nll_after=_nll(z, y, T), n=int(len(y)))
 
 # %% ../nbs/01a_inference.ipynb #babbfd3c
 def _logit(p, eps=1e-6): p = np.clip(p, eps, 1 - eps); return np.log(p / (1 - p))
@@ -411,7 +625,7 @@ def set_reject_threshold(pred:Predictor, items, labels=None, accept:float=0.95, 
     if labels is None: labels = list(items['label'])
     pred.threshold = None
     r = pred.predict(items, bs)
-    pred.threshold = reject_threshold(r.probs.max(1), r.labels, labels, pred.classes, accept)
+    pred.threshold, pred.threshold_kind = reject_threshold(r.probs.max(1), r.labels, labels, pred.classes, accept), 'reject'
     return pred
 
 # %% ../nbs/01a_inference.ipynb #51f981c5
@@ -428,9 +642,10 @@ def expand_paths(paths, exts=IMAGE_EXTS) -> list:
         else: out.append(p)
     return out
 
-def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradcam'):
+def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradcam', threshold=None):
     "`UsageError` (exit 2) for anything wrong with the arguments, before any model is loaded or image read"
     check_number('--bs', bs, 1, 4096); check_number('--topk', topk, 1, 1000)
+    if threshold is not None: check_number('--threshold', threshold, 0, 1, kind=float)
     if cam_method not in CAM_METHODS: raise UsageError(f"--cam-method must be one of {', '.join(CAM_METHODS)}, got {cam_method!r}")
     if not len(paths): raise UsageError("give at least one image file or folder")
     gone = [str(p) for p in paths if not os.path.lexists(p)]
@@ -440,17 +655,25 @@ def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradca
         c = Path(cam)
         if c.exists() and not c.is_dir(): raise UsageError(f"--cam {c} is a file: give a folder")
         if not c.exists() and not c.parent.is_dir(): raise UsageError(f"--cam {c}: the folder {c.parent} does not exist")
-    try: return load_model(model_dir)
+    try: return load_model(model_dir, threshold=threshold)
     except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
 
+def class_columns(classes, taken=()) -> list:
+    "CSV column names for the per-class probabilities: `prob_<class>`, or `prob_class_<class>` for all when one would clash with a column in `taken`"
+    cols = [f'prob_{c}' for c in classes]
+    return [f'prob_class_{c}' for c in classes] if set(cols) & set(taken) else cols
+
 def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, progress:bool=True,
-                  cam_method:str='gradcam') -> pd.DataFrame:
-    "Predict image files / folders (rows in input order) with a `save_model` folder; unreadable files get an `error`, wrong arguments a `UsageError` before any work"
+                  cam_method:str='gradcam', threshold:float|None=None) -> pd.DataFrame:
+    "Predict image files / folders (rows in input order) with a `save_model` folder (`threshold` overrides its stored one); unreadable files get an `error`, wrong arguments a `UsageError` before any work"
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method)
+    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method, threshold)
     files = expand_paths(paths)
     if not files: raise UsageError(f"no image files ({', '.join(sorted(IMAGE_EXTS))}) in {', '.join(map(str, paths))[:300]}")
     topk = max(1, min(int(topk), len(pred.classes)))
+    top_cols = [c for k in range(2, topk+1) for c in (f'label_{k}', f'prob_{k}')]
+    ccols = class_columns(pred.classes, ['path', 'label', 'prob', 'error', 'cam'] + top_cols)
+    cix = {c: j for j, c in enumerate(pred.classes)}
     if cam is not None: Path(cam).mkdir(exist_ok=True)
     rows = []
     chunks = range(0, len(files), bs)
@@ -469,35 +692,24 @@ def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:i
         order = np.argsort(-np.nan_to_num(probs, nan=-1.), 1)[:, :topk]
         cams = cam_overlays(pred, pred.normalize(xb), cam_method, targets=[int(t) for t in order[:, 0]]) if cam is not None else None
         for j, (n, f) in enumerate(good):
-            r = dict(_i=n, path=str(f), label=labels[j], prob=float(probs[j, order[j, 0]]))
+            r = dict(_i=n, path=str(f), label=labels[j], prob=float(probs[j, cix.get(labels[j], order[j, 0])]))
             for k in range(1, topk): r[f'label_{k+1}'], r[f'prob_{k+1}'] = pred.classes[order[j, k]], float(probs[j, order[j, k]])
+            r.update(zip(ccols, map(float, probs[j])))
             r['error'] = '' if np.isfinite(probs[j]).all() else 'model output is not finite'
             if cams is not None:
                 cp = Path(cam)/f"{r['_i']:05d}_{f.stem}_cam.png"
                 Image.fromarray(cams[j]).save(cp); r['cam'] = str(cp)
             rows.append(r)
-    cols = ['path', 'label', 'prob'] + [c for k in range(2, topk+1) for c in (f'label_{k}', f'prob_{k}')] + ['error'] + (['cam'] if cam is not None else [])
+    cols = ['path', 'label', 'prob'] + top_cols + ccols + ['error'] + (['cam'] if cam is not None else [])
     df = pd.DataFrame(sorted(rows, key=lambda r: r['_i']), columns=cols)
     df['error'] = df['error'].fillna('')
     if out: write_csv_atomic(df, out)
     return df
 
-def predict_main(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, cam_method:str='gradcam') -> int:
+def predict_main(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, cam_method:str='gradcam', threshold:float|None=None) -> int:
     "What `artnb-predict` does: 0 when every image was predicted, 1 when some were unreadable (listed on stderr and in the CSV)"
-    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method)
+    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method, threshold=threshold)
     except UsageError as e: raise UsageError(f"artnb-predict: {e}") from None
     n_err = int((df['error'] != '').sum())
     print(f"artnb-predict: {len(df) - n_err} images predicted, {n_err} unreadable -> {out}", file=sys.stderr)
     return 1 if n_err else 0
-
-@call_parse
-def predict_cli(model_dir:str,  # folder written by save_model (model.safetensors + config.json)
-                paths:Annotated[str, "image files and/or folders (searched recursively)", {'nargs': '+'}],
-                out:str='preds.csv',  # CSV to write
-                cam:str=None,  # folder for class-activation-map overlays (none if not given)
-                cam_method:str='gradcam',  # gradcam, gradcam++, eigencam, hirescam, xgradcam, layercam or eigengradcam
-                bs:int=32,  # batch size
-                topk:int=1):  # how many top classes per image in the CSV
-    "Predict images with a saved artnb model: exit 0 when all were predicted, 1 when some were unreadable (listed), 2 for wrong arguments"
-    escape_stdio()
-    return run_cli(predict_cli, predict_main, model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method)

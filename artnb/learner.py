@@ -454,6 +454,10 @@ class ModelConfig:
     n_groups: int = 3
     opt: str = 'adam'
     data: dict = field(default_factory=dict)    # the `DataConfig` of the DataLoaders it was built on (task, aug, kind, ...)
+    temperature: float = 1.0       # probabilities are softmax(logits / temperature); fitted on validation by `artnb.inference.calibrate`
+    threshold: float | None = None # binary: predict the positive class when p(pos) >= threshold; multi-class: 'none of these' below it (top probability)
+    threshold_kind: str | None = None   # what `threshold` means: 'binary' or 'reject'
+    metrics: dict = field(default_factory=dict) # headline metrics for the model card: split, n, ci, values {name: {estimate, lo, hi}}
     @property
     def n_out(self) -> int: return len(self.classes)
     @property
@@ -466,6 +470,7 @@ class ModelConfig:
         "A `ModelConfig` from a (checked) `config.json` dict; keys it does not hold (format, versions, n_out) are left out"
         kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         kw['data'] = dict(kw.get('data') or {})
+        kw['metrics'] = dict(kw.get('metrics') or {})
         if d.get('data_kind') and not kw['data'].get('kind'): kw['data']['kind'] = d['data_kind']
         return cls(**kw)
 

@@ -8,19 +8,14 @@ from artnb import synth_data
 from artnb.data import scan, detect_layout, split_items, LAYOUTS
 from artnb.download import download, kaggle_credentials, can_reach
 from artnb.validate import validate, inspect_image, write_bad_fixture, leakage_report, bias_report
-from artnb.core import load_rgb, BadImage
+from artnb.core import sample_image, load_rgb, BadImage
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def painting(seed, size=(160, 120)):
-    "Distinct procedural image per seed"
-    rng = np.random.default_rng(seed)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w] / w
-    a = np.stack([np.sin(rng.uniform(3, 12) * (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1)) + rng.uniform(0, 6))
-                  for _ in range(3)], -1)
-    return Image.fromarray(((a + 1) * 127).clip(0, 255).astype(np.uint8))
+    "A distinct small test image per seed (`artnb.core.sample_image`)"
+    return sample_image(seed, size)
 
 
 @pytest.fixture
@@ -127,7 +122,7 @@ def _cli(args, tmp_path):
     if exe.exists(): cmd = [str(exe)]
     else:
         s = tmp_path/'artnb_scan.py'
-        s.write_text('import sys\nfrom artnb.validate import scan_cli\nsys.exit(scan_cli())\n')
+        s.write_text('import sys\nfrom artnb.cli import scan_cli\nsys.exit(scan_cli())\n')
         cmd = [sys.executable, str(s)]
     env = {**os.environ, 'PYTHONPATH': str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', '')}
     return subprocess.Popen(cmd + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

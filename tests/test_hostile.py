@@ -12,7 +12,7 @@ from PIL import Image
 
 from artnb.data import scan, IMAGE_EXTS, art_dls, split_items
 from artnb.validate import cache_resized, validate, inspect_image, write_bad_fixture, scan_main
-from artnb.core import load_rgb, read_regular_file, write_csv_atomic, BadImage, UsageError
+from artnb.core import sample_image, load_rgb, read_regular_file, write_csv_atomic, BadImage, UsageError
 from artnb.learner import art_learner
 from artnb.inference import save_model, load_model, check_config, Predictor, predict_files, predict_main, expand_paths
 from fastcore.script import CliError
@@ -36,12 +36,8 @@ def last_line(s): return s.strip().splitlines()[-1] if s.strip() else ''
 
 
 def picture(seed, size=(64, 48)):
-    rng = np.random.default_rng(seed)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w] / w
-    a = np.stack([np.sin(rng.uniform(3, 12) * (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1)) + rng.uniform(0, 6))
-                  for _ in range(3)], -1)
-    return Image.fromarray(((a + 1) * 127).clip(0, 255).astype(np.uint8))
+    "A distinct small test image per seed (`artnb.core.sample_image`)"
+    return sample_image(seed, size)
 
 
 def dataset(d, n=3):

@@ -144,7 +144,7 @@ def test_predict_cli_good_and_bad_files(saved, items, tmp_path):
     (mix/'zero.png').write_bytes(b'')
     out = tmp_path/'preds.csv'
     exe = BIN/'artnb-predict'
-    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'from artnb.learner import predict_cli; predict_cli()']
+    cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'from artnb.cli import predict_cli; predict_cli()']
     r = subprocess.run(cmd + [str(d), str(mix), '--out', str(out), '--topk', '2', '--cam', str(tmp_path/'cam')],
                        capture_output=True, text=True)
     assert r.returncode == 1, r.stderr                  # some inputs unreadable (listed): 1

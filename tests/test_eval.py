@@ -1,0 +1,231 @@
+"Tests of the calibrated model folder (temperature, threshold, model card) and `artnb-eval` on tiny artnb.synth data (SYNTHETIC)."
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, torch, yaml
+
+from artnb.learner import art_learner
+from artnb.inference import (save_model, load_model, calibrate, fit_temperature, check_config, card_metrics, model_card,
+    Predictor, NONE_LABEL, predict_files)
+from artnb.evaluate import evaluate_model, eval_main
+from artnb.analysis import predictions, metrics_table, load_metrics
+from artnb.core import UsageError
+from artnb.data import scan, split_items, art_dls
+from artnb.validate import validate
+from artnb.synth_data import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, 'PYTHONPATH': str(ROOT), 'HF_HUB_OFFLINE': '1', 'PYTHONIOENCODING': 'utf-8'}
+P3 = ['Synth Mondrian', 'Synth Rothko', 'Synth Hokusai']
+
+
+def cli(*args, timeout=600):
+    exe = BIN/'artnb-eval'
+    assert exe.exists(), f"{exe} missing: pip install -e . in the venv"
+    r = subprocess.run([str(exe)] + [str(a) for a in args], capture_output=True, text=True, env=ENV, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    "(dataset root with items.csv holding the split, items)"
+    root = make_dataset('folder', tmp_path_factory.mktemp('synth')/'folder', size=40, n_per_class=8, seed=0, painters=P3)
+    items = split_items(validate(scan(root), progress=False, verbose=False)[0], ratios=(0.6, 0.4), seed=0)
+    items.to_csv(root/'items.csv', index=False)
+    return root, items
+
+
+@pytest.fixture(scope='module')
+def trained(data, tmp_path_factory):
+    _, items = data
+    learn = art_learner(art_dls(items, size=32, bs=8), 'simple_cnn', head='gap', pretrained=False)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 3e-3)
+    return learn, save_model(learn, tmp_path_factory.mktemp('model')/'m')
+
+
+@pytest.fixture(scope='module')
+def binary(data, tmp_path_factory):
+    _, items = data
+    learn = art_learner(art_dls(items, task='binary', target='Synth Rothko', size=32, bs=8), 'simple_cnn', head='gap', pretrained=False)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, 3e-3)
+    cal = calibrate(learn)
+    return learn, cal, save_model(learn, tmp_path_factory.mktemp('bin')/'m')
+
+
+# ---- calibration
+def test_fit_temperature_on_overconfident_logits():
+    rng = np.random.default_rng(1)
+    true = rng.normal(0, 1.2, (1500, 5))
+    y = np.array([rng.choice(5, p=np.exp(r) / np.exp(r).sum()) for r in true])
+    over = 3 * true
+    T = fit_temperature(over, y)
+    nll = lambda z, t: float(torch.nn.functional.cross_entropy(torch.tensor(z) / t, torch.tensor(y)))
+    assert T > 1 and abs(T - 3) < 0.7
+    assert nll(over, T) < nll(over, 1.0)
+
+
+def test_calibrate_stores_and_predictor_applies(trained, data, tmp_path):
+    learn, _ = trained
+    _, items = data
+    pred = load_model(trained[1])
+    valid = items[items.split == 'valid']
+    r = calibrate(pred, valid, accept=0.8)
+    assert r['threshold_kind'] == 'reject' and 0 <= r['threshold'] <= 1 and r['nll_after'] <= r['nll_before'] + 1e-9
+    assert pred.config.temperature == r['temperature'] and pred.threshold == r['threshold']
+    res = pred.predict(valid)
+    z = pred.predict_logits(valid)
+    np.testing.assert_allclose(res.probs, torch.softmax(torch.tensor(z) / r['temperature'], -1).numpy(), atol=1e-6)
+    assert res.labels == [NONE_LABEL if p.max() < r['threshold'] else pred.classes[p.argmax()] for p in res.probs]
+    assert NONE_LABEL not in pred.predict(valid, threshold=0.).labels
+
+
+def test_binary_threshold_roundtrip(binary, data):
+    learn, cal, d = binary
+    _, items = data
+    c = json.loads((d/'config.json').read_text())
+    assert (c['threshold'], c['threshold_kind'], c['temperature']) == (cal['threshold'], 'binary', cal['temperature'])
+    p = load_model(d)
+    valid = items[items.split == 'valid']
+    res = p.predict(valid)
+    pos = p.classes[p.pos_index]
+    assert pos == 'Synth Rothko'
+    assert res.labels == [pos if s >= cal['threshold'] else 'other' for s in res.probs[:, p.pos_index]]
+    assert set(load_model(d, threshold=0.).predict(valid).labels) == {pos}     # explicit threshold overrides
+
+
+@pytest.mark.parametrize('changes,msg', [
+    (dict(temperature=-1), 'temperature must be a finite number > 0'),
+    (dict(temperature=True), 'temperature must be'),
+    (dict(threshold=-0.1, threshold_kind='binary'), 'threshold must be null or a number in [0, 1]'),
+    (dict(threshold='0.5', threshold_kind='binary'), 'threshold must be null or a number'),
+    (dict(threshold=0.5, threshold_kind=None), 'no threshold_kind'),
+    (dict(threshold_kind='sometimes'), "threshold_kind must be null, 'binary' or 'reject'"),
+    (dict(metrics={'values': {'accuracy': {'estimate': 0.5, 'median': 0.4}}}), 'metrics.values.accuracy'),
+    (dict(metrics={'n': -3}), 'metrics.n must be'),
+    (dict(metrics={'evil': 1}), 'metrics has unknown keys'),
+])
+def test_check_config_new_keys(binary, changes, msg):
+    c = json.loads((binary[2]/'config.json').read_text())
+    c.update(changes)
+    with pytest.raises(ValueError, match=msg.replace('[', r'\[').replace(']', r'\]')): check_config(c)
+
+
+def test_old_config_without_new_keys_loads(trained, tmp_path):
+    m = tmp_path/'old'; shutil.copytree(trained[1], m)
+    c = json.loads((m/'config.json').read_text())
+    for k in ('temperature', 'threshold', 'threshold_kind', 'metrics'): c.pop(k)
+    (m/'config.json').write_text(json.dumps(c)); (m/'README.md').unlink()
+    p = load_model(m)
+    assert (p.temperature, p.threshold, p.config.metrics) == (1.0, None, {})
+
+
+# ---- model card
+def test_model_card_front_matter_and_sections(trained, binary):
+    learn, d = trained
+    card = (d/'README.md').read_text()
+    assert card.startswith('---\n')
+    front = yaml.safe_load(card.split('---\n')[1])
+    assert front['library_name'] == 'artnb' and front['pipeline_tag'] == 'image-classification'
+    assert front['classes'] == sorted(P3) and front['data_kind'] == 'synthetic' and 'synthetic-data' in front['tags']
+    assert front['temperature'] == 1.0 and front['threshold'] is None and front['metrics'] == []
+    for s in ('SYNTHETIC DATA', '## What it classifies', '## Training data', '## Evaluation', '## Intended use and limits',
+              '## How to use', 'load_model', 'artnb-predict', 'artnb-eval'):
+        assert s in card, s
+    bc = yaml.safe_load((binary[2]/'README.md').read_text().split('---\n')[1])
+    assert bc['threshold'] == binary[1]['threshold'] and bc['threshold_kind'] == 'binary' and bc['positive_class'] == 'Synth Rothko'
+
+
+def test_model_card_metrics_with_n_and_ci(trained, tmp_path):
+    learn, _ = trained
+    tab = metrics_table(predictions(learn), n=100)
+    m = card_metrics(tab, split='valid')
+    d = save_model(learn, tmp_path/'m', metrics=m)
+    card = (d/'README.md').read_text()
+    front = yaml.safe_load(card.split('---\n')[1])
+    acc = {x['name']: x for x in front['metrics']}['accuracy']
+    assert acc['n'] == len(learn.dls.valid_ds) and acc['split'] == 'valid' and acc['ci_level'] == 0.95
+    assert acc['ci'] == [pytest.approx(tab.loc['accuracy', 'lo']), pytest.approx(tab.loc['accuracy', 'hi'])]
+    assert 'Small sample' in card                       # n < 30
+    big = dict(m, n=500)
+    assert 'Small sample' not in model_card(dict(json.loads((d/'config.json').read_text()), metrics=big))
+    hostile = dict(json.loads((d/'config.json').read_text()), classes=['<script>x</script>', 'a|b', 'c'])
+    text = model_card(hostile)
+    assert '<script>' not in text.split('---\n', 2)[2] and yaml.safe_load(text.split('---\n')[1])['classes'][0] == '<script>x</script>'
+
+
+# ---- artnb-predict CSV
+def test_predict_csv_has_class_columns_and_threshold(binary, data, tmp_path):
+    _, cal, d = binary
+    root, items = data
+    files = list(items[items.split == 'valid'].path)[:4]
+    df = predict_files(d, files, out=tmp_path/'p.csv', progress=False)
+    csv = pd.read_csv(tmp_path/'p.csv', keep_default_na=False)
+    assert list(csv.columns) == ['path', 'label', 'prob', 'prob_Synth Rothko', 'prob_other', 'error']
+    pos = csv['prob_Synth Rothko'].astype(float)
+    assert csv.label.tolist() == ['Synth Rothko' if p >= cal['threshold'] else 'other' for p in pos]
+    df1 = predict_files(d, files, out=None, threshold=1.0, progress=False)
+    assert set(df1.label) <= {'other', 'Synth Rothko'} and (df1.label == 'other').sum() >= (pos < 1.0).sum()
+
+
+# ---- artnb-eval
+def test_evaluate_reproduces_predictions_accuracy(trained, data, tmp_path):
+    learn, d = trained
+    root, items = data
+    r = evaluate_model(d, root/'items.csv', out=tmp_path/'e', split='valid', n_boot=100)
+    ref = predictions(learn)
+    assert r['n'] == len(ref) and r['accuracy'] == float(ref['correct'].mean())
+    m = load_metrics(tmp_path/'e')
+    assert m['schema'] == 'artnb.metrics/1' and m['data']['kind'] == 'synthetic'
+    assert m['results']['metrics']['accuracy']['estimate'] == r['accuracy']
+    assert {'confusion.png', 'reliability.png', 'metrics.json', 'predictions.csv'} <= {p.name for p in (tmp_path/'e').iterdir()}
+
+
+def test_evaluate_per_source_and_skipped(trained, data, tmp_path):
+    _, d = trained
+    root, items = data
+    it = items[items.split == 'valid'].copy()
+    it['source'] = ['museum_a' if i % 2 else 'museum_b' for i in range(len(it))]
+    it.loc[it.index[0], 'label'] = 'Synth Unseen'
+    r = evaluate_model(d, it, out=tmp_path/'e', split='valid', n_boot=50)
+    assert r['skipped'] == {'Synth Unseen': 1} and r['n'] == len(it) - 1
+    ps = r['per_source']
+    assert sorted(ps.index) == ['museum_a', 'museum_b'] and ps['n'].sum() == r['n']
+    assert (tmp_path/'e'/'per_source.csv').exists() and (tmp_path/'e'/'per_source.png').exists()
+
+
+def test_eval_cli_exit_codes(trained, data, tmp_path):
+    _, d = trained
+    root, items = data
+    rc, _, err = cli(d, root/'items.csv', '--out', tmp_path/'ok', '--split', 'valid', '--bs', '4')
+    assert rc == 0, err
+    assert (tmp_path/'ok'/'metrics.json').exists() and 'images evaluated' in err
+    for args, msg in [(['--bs', '0'], '--bs must be'), (['--split', 'dev'], '--split must be one of'),
+                      (['--split', 'test'], "no 'test' rows"), (['--out', tmp_path/'no'/'x'], 'does not exist')]:
+        rc, _, err = cli(d, root/'items.csv', *args)
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and msg in err, (args, err)
+    rc, _, err = cli(tmp_path, root/'items.csv')
+    assert rc == 2 and 'has no config.json' in err
+    rc, _, err = cli(d, tmp_path/'missing')
+    assert rc == 2 and 'does not exist' in err
+    bad = tmp_path/'bad'
+    for c in P3:
+        (bad/c).mkdir(parents=True)
+        for f in list(items[items.label == c].path)[:2]: shutil.copy(f, bad/c/Path(f).name)
+    (bad/P3[1]/'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    rc, _, err = cli(d, bad, '--out', tmp_path/'e1')
+    assert rc == 1 and 'broken.png' in err, err
+    m = load_metrics(tmp_path/'e1')
+    assert [Path(u['file']).name for u in m['results']['unreadable']] == ['broken.png'] and m['results']['n'] == 6
+
+
+def test_eval_binary_threshold_and_robustness(binary, data, tmp_path):
+    _, cal, d = binary
+    root, items = data
+    r = evaluate_model(d, root/'items.csv', out=tmp_path/'e', split='valid', robustness=True, n_boot=50)
+    pp = r['predictions']
+    assert pp['pred'].tolist() == ['Synth Rothko' if p >= cal['threshold'] else 'other' for p in pp['prob_Synth Rothko']]
+    rob = r['robustness']
+    assert set(rob.kind) == {'none', 'jpeg', 'blur', 'downscale'} and (rob.n == r['n']).all()
+    assert rob.loc[rob.kind == 'none', 'accuracy'].item() == r['accuracy']
+    m = load_metrics(tmp_path/'e')
+    assert len(m['results']['robustness']) == len(rob) and m['results']['threshold_kind'] == 'binary'
