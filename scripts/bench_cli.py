@@ -8,7 +8,7 @@ prints the median wall time and the peak resident memory of each. Figures only: 
 import argparse, os, resource, statistics, subprocess, sys, time
 from pathlib import Path
 
-SCRIPTS = ['artnb-scan', 'artnb-predict', 'artnb-eval', 'artnb-synth', 'artnb-demo']
+SCRIPTS = ['artnb-scan', 'artnb-predict', 'artnb-eval', 'artnb-train', 'artnb-synth', 'artnb-demo']
 
 def one(exe):
     "(seconds, peak RSS in MB) of one `exe --help` run in a new process"

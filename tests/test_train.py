@@ -1,0 +1,52 @@
+"artnb-train from the command line: a model folder that artnb-predict, artnb-eval and load_model use; wrong arguments exit 2"
+import json, subprocess, sys
+from pathlib import Path
+import pandas as pd, pytest
+from artnb.synth_data import make_dataset
+from artnb.inference import load_model
+
+BIN = Path(sys.executable).parent
+
+
+def run(*args):
+    r = subprocess.run([str(BIN/args[0])] + [str(a) for a in args[1:]], capture_output=True, text=True, timeout=600)
+    return r.returncode, r.stdout, r.stderr
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return make_dataset('folder', tmp_path_factory.mktemp('train')/'paintings', n_per_class=8, size=40, seed=1,
+                        painters=['Synth Mondrian', 'Synth Rothko', 'Synth Hokusai'])
+
+
+def test_train_then_predict_and_eval(data, tmp_path):
+    rc, out, err = run('artnb-train', data, tmp_path/'model', '--arch', 'simple_cnn', '--no-pretrained', '--img-size', 32,
+                       '--epochs', 2, '--bs', 8)
+    assert rc == 0, err[-2000:]
+    assert 'test accuracy' in out
+    m = tmp_path/'model'
+    assert {'README.md', 'config.json', 'model.safetensors', 'metrics.json', 'predictions.csv', 'items.csv'} <= {p.name for p in m.iterdir()}
+    pred = load_model(m)
+    assert pred.config.classes == ['Synth Hokusai', 'Synth Mondrian', 'Synth Rothko'] and pred.config.data_kind == 'synthetic'
+    mj = json.loads((m/'metrics.json').read_text())
+    # artnb-eval on the same test split reproduces the accuracy artnb-train reported
+    rc, _, err = run('artnb-eval', m, m/'items.csv', '--out', tmp_path/'eval', '--split', 'test')
+    assert rc == 0, err[-2000:]
+    ej = json.loads((tmp_path/'eval'/'metrics.json').read_text())
+    assert ej['results']['n'] == mj['results']['n_test']
+    assert ej['results']['accuracy'] == pytest.approx(mj['results']['metrics']['accuracy'], abs=1e-9)
+    rc, _, err = run('artnb-predict', m, data, '--out', tmp_path/'p.csv')
+    assert rc == 0, err[-2000:]
+    assert len(pd.read_csv(tmp_path/'p.csv')) == 24
+
+
+@pytest.mark.parametrize('args, words', [
+    (['--arch', 'resnet9000'], 'unknown --arch'),
+    (['--task', 'binary'], 'needs --target'),
+    (['--ratios', '0.5,0.5'], 'three fractions'),
+    (['--recipe', 'nope'], "--recipe must be 'artnb'"),
+])
+def test_train_bad_arguments_exit_2(data, tmp_path, args, words):
+    rc, _, err = run('artnb-train', data, tmp_path/'m', *args)
+    assert rc == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path/'m').exists()
