@@ -490,6 +490,9 @@ def art_learner(dls, arch:str='tf_efficientnet_lite0', head:str='fastai', pretra
     if loss_func is None and single: loss_func = SingleLogitBCE()
     pos = positive_index(classes, pos_label) if n_out == 2 else None
     if metrics is None: metrics = default_metrics(n_out, pos if pos is not None else 1)
+    # `Learner` rather than fastai's `vision_learner`: vision_learner builds the body itself from a timm/torchvision name
+    # (downloading weights, no offline Lite0 file) and cuts/pools it its own way; artnb's heads (SPP, dense blocks, S0's
+    # single logit) sit on `nn.Sequential(body, head)` with `ArtSplitter`'s layer groups, which `save_model` rebuilds.
     learn = Learner(dls, model, loss_func=loss_func, opt_func=opt_func_for(opt), lr=lr, wd=wd,
                     splitter=ArtSplitter(n_groups), metrics=metrics, cbs=[ScheduleRecorder()] + list(L(cbs)), **kwargs)
     learn.art = ModelConfig(arch=arch, head=head, head_kw=head_kw, classes=classes, single_logit=single, pos_index=pos,

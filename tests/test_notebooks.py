@@ -39,7 +39,96 @@ def probe_accuracy(results):
     acc = results["probe"]["metrics"]["accuracy"]
     return acc["mean"] if isinstance(acc, dict) else acc
 
-def check_metrics(out_dir, kind, recipe=None, cv_folds=None):
+def _close(a, b, tol=1e-6): return a is not None and b is not None and abs(float(a) - float(b)) <= tol
+
+def _is_share(v, n):
+    "v is a share of n items (a multiple of 1/n)"
+    return n > 0 and abs(v * n - round(v * n)) < 1e-6
+
+def _check_03(res, kind):
+    "S0: the target model's metrics agree with its confusion matrix; the AI collapse and the repair are both measured"
+    tm, head = res.get("target_model"), res["headline"]
+    if tm:
+        cm, classes = np.array(tm["confusion"]["cells"]), tm["confusion"]["classes"]
+        assert cm.sum() == tm["n_eval"] > 0
+        assert _close(tm["accuracy"], np.trace(cm) / cm.sum()), (tm["accuracy"], cm.tolist())
+        t = classes.index(res["target"])   # precision / recall / f1 are the TARGET's, not the "other" class's
+        if cm[t].sum(): assert _close(tm["recall"], cm[t, t] / cm[t].sum()), (tm["recall"], cm.tolist())
+        if cm[:, t].sum(): assert _close(tm["precision"], cm[t, t] / cm[:, t].sum()), (tm["precision"], cm.tolist())
+        assert _close(head["test accuracy"], tm["accuracy"])
+    ai = res.get("ai_imitation") or {}
+    if kind == "synthetic":   # the synthetic default has AI imitations of the target: collapse and repair must be measured
+        assert res["target"] == "Synth Monet" and tm is not None
+        for k in ("rejected_rate_before", "rejected_rate_after"):
+            assert k in ai and _is_share(ai[k], ai["n_test_target"]), (k, ai)
+        assert _close(head["AI imitations rejected rate"], ai["rejected_rate_before"])
+        assert _close(head["AI imitations rejected rate, retrained with AI negatives"], ai["rejected_rate_after"])
+        assert ai["n_train_ai_negatives"] > 0
+    if res.get("second_model"): assert _close(head["van gogh test accuracy"], res["second_model"]["accuracy"])
+
+def _check_04(res, kind):
+    "S1: per-source accuracy and share called AI agree with each source's class; the shortcut drop is D3 minus D3a"
+    truth, roles, sc = res["sources"], res["roles"], res["shortcut"]
+    for name, r in res["recipes"].items():
+        if "per_source" not in r: continue
+        ps = r["per_source"]
+        assert _close(r["mean_source_acc"], np.mean([v["acc"] for v in ps.values()])), name
+        for s, v in ps.items():
+            assert v["n"] > 0 and _is_share(v["acc"], v["n"]), (name, s, v)
+            if res["ai_mode"]:   # an AI image is right iff called AI, a human one iff not
+                assert _close(v["acc"], v["called_ai_share"] if truth[s] == "AI" else 1 - v["called_ai_share"]), (name, s, v)
+    if not res["ai_mode"]:
+        assert sc == {} and "all" in res["recipes"]; return
+    for n in ("D3", "D3a"):
+        k = f"wga_called_ai_rate_{n}"
+        if k in sc: assert _close(sc[k], res["recipes"][n]["per_source"][roles["wga"]]["called_ai_share"])
+        if k in res["headline"]: assert _close(res["headline"][k], sc[k])
+    if kind == "synthetic":
+        assert {"wga_called_ai_rate_D3", "wga_called_ai_rate_D3a", "wga_shortcut_drop_D3_to_D3a"} <= set(sc), sc
+    if "wga_shortcut_drop_D3_to_D3a" in sc:   # positive = noise + blur reduced the shortcut
+        assert _close(sc["wga_shortcut_drop_D3_to_D3a"], sc["wga_called_ai_rate_D3"] - sc["wga_called_ai_rate_D3a"])
+
+def _check_05(res, kind):
+    "S2: top-2 accuracy is never below top-1; with two classes it is 1"
+    n_classes = res["data"]["n_classes"]
+    assert n_classes == len(res["data"]["classes"]) >= 2
+    for name, t in res["head_comparison"].items():
+        assert t["top2_accuracy"] >= t["accuracy"] - 1e-9, (name, t)
+        if n_classes == 2: assert _close(t["top2_accuracy"], 1.0), (name, t)
+    h = res["headline"]
+    for H in ("GAP", "SPP"):
+        if h.get(f"{H} top-1 acc") is not None: assert h[f"{H} top-2 acc"] >= h[f"{H} top-1 acc"] - 1e-9
+
+def _check_06(res, kind):
+    "S3: headline numbers are those of the runs they name; the best model is the best by validation accuracy"
+    h, runs, names = res["headline"], res["runs"], res["headline_models"]
+    assert [k for k, _ in res["headline_n"]] == list(h)
+    assert _close(h["probe accuracy"], probe_accuracy(res))
+    if names["baseline"]:
+        assert _close(h["baseline accuracy"], runs[names["baseline"]]["metrics"]["accuracy"])
+        assert "head-only" in runs[names["baseline"]]["mode"]
+    if names["best_fine_tuned"]: assert _close(h["best fine-tuned accuracy"], runs[names["best_fine_tuned"]]["metrics"]["accuracy"])
+    best = res["best_model"]
+    assert best["name"] in runs and _close(best["valid_acc"], max(r["valid_acc"] for r in runs.values()))
+
+def _check_07(res, kind):
+    "S4: the origin/style error split partitions the test set and agrees with each variant's test accuracy"
+    if kind == "synthetic": assert res["task"] == "style_origin"
+    for v, r in res["variants"].items():
+        if f"{v} test accuracy" in res["headline"]: assert _close(res["headline"][f"{v} test accuracy"], r["test_accuracy"])
+        e = r.get("error_split")
+        if res["task"] == "style_origin": assert e is not None, v
+        if not e: continue
+        parts = ("correct_rate", "style_wrong_origin_right_rate", "origin_wrong_style_right_rate", "both_wrong_rate")
+        assert _close(sum(e[k] for k in parts), 1.0), e
+        assert _close(e["correct_rate"], r["test_accuracy"]), (v, e, r["test_accuracy"])
+        assert _close(e["origin_accuracy"], e["correct_rate"] + e["style_wrong_origin_right_rate"]), e
+        assert _close(e["style_accuracy"], e["correct_rate"] + e["origin_wrong_style_right_rate"]), e
+
+NOTEBOOK_CHECKS = {"03_monet": _check_03, "04_ai_vs_human": _check_04, "05_artists": _check_05,
+                   "06_backbones": _check_06, "07_artbench": _check_07}
+
+def check_metrics(out_dir, kind, recipe=None, cv_folds=None, nb=None):
     p = Path(out_dir) / "metrics.json"
     assert p.exists(), f"{p} was not written"
     m = json.loads(p.read_text())
@@ -63,6 +152,7 @@ def check_metrics(out_dir, kind, recipe=None, cv_folds=None):
             assert -1e-9 <= v <= 1 + 1e-9, f"{k} = {v} is not a rate in [0, 1]"
     assert n_rates > 0, "metrics.json holds no rate-like metric"
     assert list(Path(out_dir).glob("*.png")), "no figure was written"
+    if nb in NOTEBOOK_CHECKS: NOTEBOOK_CHECKS[nb](m["results"], kind)   # values a wrong run would get wrong
     return m
 
 def run(nb, out_dir, tmp_path, **params):
@@ -80,7 +170,7 @@ def test_tiny_synthetic_artnb_recipe_cv(nb, tmp_path):
         paper = yaml.safe_load((NBS / "params" / f"{nb}.paper.yaml").read_text())
         params.update(SHRINK[nb](paper))
     run(nb, out, tmp_path, **params)
-    check_metrics(out, "synthetic", recipe="artnb", cv_folds=2)
+    check_metrics(out, "synthetic", recipe="artnb", cv_folds=2, nb=nb)
 
 def test_tiny_demo(tmp_path):
     if "08_demo" not in present(["08_demo"]): pytest.skip("08_demo is not in nbs/")
@@ -117,7 +207,7 @@ def test_paper_params_on_real_photos(nb, tmp_path, photo_folder):
     if nb in SHRINK: params.update(SHRINK[nb](params))
     out = tmp_path / "out"
     run(nb, out, tmp_path, **params)
-    check_metrics(out, "real", recipe="paper")
+    check_metrics(out, "real", recipe="paper", nb=nb)
 
 def test_csv_dataset(tmp_path, photo_folder):
     "A generic CSV dataset (a file with path,label columns, absolute paths) through an experiment notebook's defaults"
