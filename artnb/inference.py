@@ -243,10 +243,14 @@ def _model_folder(path) -> Path:
         raise FileNotFoundError(f"{path} has config.json but no model.safetensors (or model.pth)")
     return path
 
-def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:float|None=None):
-    "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor` (`threshold` overrides the stored one)"
+def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:float|None=None, backend:str='torch'):
+    "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor` (`threshold` overrides the stored one; `backend='onnx'` runs its `model.onnx` with onnxruntime)"
+    if backend not in ('torch', 'onnx'): raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
     path = _model_folder(path)
     cfg = ModelConfig.from_dict(read_config(path))
+    if backend == 'onnx':
+        from artnb.export import onnx_model   # onnxruntime: an optional extra
+        return Predictor(onnx_model(path, cfg), cfg, device='cpu', threshold=threshold)
     n_cls = len(cfg.classes)
     st = path/'model.safetensors'
     if st.exists(): shapes = {k: s for k, (_, s) in safetensors_header(st).items()}
@@ -642,10 +646,12 @@ def expand_paths(paths, exts=IMAGE_EXTS) -> list:
         else: out.append(p)
     return out
 
-def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradcam', threshold=None):
+def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradcam', threshold=None, backend='torch'):
     "`UsageError` (exit 2) for anything wrong with the arguments, before any model is loaded or image read"
     check_number('--bs', bs, 1, 4096); check_number('--topk', topk, 1, 1000)
     if threshold is not None: check_number('--threshold', threshold, 0, 1, kind=float)
+    if backend not in ('torch', 'onnx'): raise UsageError(f"--backend must be torch or onnx, got {backend!r}")
+    if cam is not None and backend != 'torch': raise UsageError("--cam needs gradients: use the torch backend")
     if cam_method not in CAM_METHODS: raise UsageError(f"--cam-method must be one of {', '.join(CAM_METHODS)}, got {cam_method!r}")
     if not len(paths): raise UsageError("give at least one image file or folder")
     gone = [str(p) for p in paths if not os.path.lexists(p)]
@@ -655,7 +661,7 @@ def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradca
         c = Path(cam)
         if c.exists() and not c.is_dir(): raise UsageError(f"--cam {c} is a file: give a folder")
         if not c.exists() and not c.parent.is_dir(): raise UsageError(f"--cam {c}: the folder {c.parent} does not exist")
-    try: return load_model(model_dir, threshold=threshold)
+    try: return load_model(model_dir, threshold=threshold, backend=backend)
     except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
 
 def class_columns(classes, taken=()) -> list:
@@ -664,10 +670,10 @@ def class_columns(classes, taken=()) -> list:
     return [f'prob_class_{c}' for c in classes] if set(cols) & set(taken) else cols
 
 def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, progress:bool=True,
-                  cam_method:str='gradcam', threshold:float|None=None) -> pd.DataFrame:
+                  cam_method:str='gradcam', threshold:float|None=None, backend:str='torch') -> pd.DataFrame:
     "Predict image files / folders (rows in input order) with a `save_model` folder (`threshold` overrides its stored one); unreadable files get an `error`, wrong arguments a `UsageError` before any work"
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method, threshold)
+    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method, threshold, backend)
     files = expand_paths(paths)
     if not files: raise UsageError(f"no image files ({', '.join(sorted(IMAGE_EXTS))}) in {', '.join(map(str, paths))[:300]}")
     topk = max(1, min(int(topk), len(pred.classes)))
@@ -706,9 +712,10 @@ def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:i
     if out: write_csv_atomic(df, out)
     return df
 
-def predict_main(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, cam_method:str='gradcam', threshold:float|None=None) -> int:
+def predict_main(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, cam_method:str='gradcam', threshold:float|None=None,
+                 backend:str='torch') -> int:
     "What `artnb-predict` does: 0 when every image was predicted, 1 when some were unreadable (listed on stderr and in the CSV)"
-    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method, threshold=threshold)
+    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method, threshold=threshold, backend=backend)
     except UsageError as e: raise UsageError(f"artnb-predict: {e}") from None
     n_err = int((df['error'] != '').sum())
     print(f"artnb-predict: {len(df) - n_err} images predicted, {n_err} unreadable -> {out}", file=sys.stderr)

@@ -17,9 +17,8 @@ with warnings.catch_warnings():
     from fastai.vision.all import (Learner, DataLoaders, Callback, Normalize, Resize, RandomResizedCrop,
         RandomResizedCropGPU, create_head, apply_init, Adam, SGD, accuracy, F1Score, EarlyStoppingCallback,
         SaveModelCallback, ReduceLROnPlateau, TrackerCallback, OptimWrapper, default_device, params, L, TimmBody,
-        ChannelsLast, imagenet_stats)
+        ChannelsLast, imagenet_stats, num_distrib)
 from .data import DataConfig
-
 
 # %% auto #0
 __all__ = ['LITE_STATS', 'ZOO', 'HEADS', 'arch_source', 'model_stats', 'default_size', 'hub_reachable', 'OfflineWeightsError',
@@ -504,6 +503,9 @@ def art_learner(dls, arch:str='tf_efficientnet_lite0', head:str='fastai', pretra
     gpu = on_gpu()
     if (gpu if fp16 is None else fp16): learn.to_fp16()
     if (gpu if channels_last is None else channels_last): learn.add_cb(ChannelsLast())
+    if num_distrib() > 1:   # started by accelerate launch / torchrun: data-parallel fit (artnb.distributed needs accelerate)
+        from artnb.distributed import data_parallel
+        data_parallel(learn)
     return learn
 
 # %% ../nbs/01_learner.ipynb #04e802a2

@@ -198,16 +198,17 @@ class BestWeights(Callback):
     def __init__(self, monitor:str='valid_loss', initial:float|None=None): self.monitor, self.initial = monitor, initial
     def before_fit(self):
         self.best = float('inf') if self.initial is None else float(self.initial)
-        self.best_state = copy.deepcopy(self.learn.model.state_dict()) if self.initial is not None else None
+        self.best_state = copy.deepcopy(self._module().state_dict()) if self.initial is not None else None
         self.best_epoch = -1 if self.initial is not None else None
     def after_epoch(self):
         names = self.recorder.metric_names[1:-1]
         v = float(self.recorder.values[-1][list(names).index(self.monitor)])
         if v < self.best:
             self.best, self.best_epoch = v, self.epoch
-            self.best_state = copy.deepcopy(self.learn.model.state_dict())
+            self.best_state = copy.deepcopy(self._module().state_dict())
     def after_fit(self):
-        if self.best_state is not None: self.learn.model.load_state_dict(self.best_state)
+        if self.best_state is not None: self._module().load_state_dict(self.best_state)
+    def _module(self): return getattr(self.learn.model, 'module', self.learn.model)   # unwrapped under data-parallel fit
 
 def inverse_frequency_weights(labels, classes) -> torch.Tensor:
     "Inverse-frequency weights (mean 1 over the samples) for `classes`, from the training `labels`"
@@ -289,4 +290,3 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
             head_from_probe(learn, fit_probe(learner_features(learn, fit_rows['path'][known]), yfit[known], seed=seed))
             learn.recipe_log['refit_head'] = True
     return learn
-

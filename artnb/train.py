@@ -14,6 +14,7 @@ from .learner import ZOO
 from .inference import save_model, calibrate, card_metrics
 from .analysis import save_metrics
 from .experiment import experiment_data, run_recipe, flatten_metrics
+from .distributed import world_size, is_main_process, barrier, weights_digest, gather_object
 
 # %% auto #0
 __all__ = ['resolve_recipe', 'train_model']
@@ -52,7 +53,8 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
                 ratios=(0.7, 0.2, 0.1), seed:int=42, n_boot:int=1000, verbose:bool=True, **recipe_kw) -> dict:
     "Train `recipe` on the dataset at `data` (None: synthetic paintings), evaluate, calibrate and save a model folder at `out`"
     fn = _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, tuple(ratios))
-    t0 = time.time()
+    t0, main = time.time(), is_main_process()
+    verbose = verbose and main   # several processes (accelerate launch / torchrun): one of them reports
     ed = experiment_data(data, layout=layout, ratios=tuple(ratios), seed=seed, verbose=verbose)
     items = ed.items
     if not (items['split'] == 'test').any() or not (items['split'] == 'valid').any():
@@ -61,14 +63,26 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
     run = run_recipe(items, fn, arch=arch, pretrained=pretrained, size=img_size, task=task, target=target, seed=seed,
                      n_boot=n_boot, verbose=verbose, **kw)
     learn = run.learn
-    cal = calibrate(learn, items[items['split'] == 'valid'])
-    out = save_model(learn, out, data_kind=ed.kind, metrics=card_metrics(run.table, 'test'))
-    run.preds.to_csv(out/'predictions.csv', index=False)
-    write_csv_atomic(items, out/'items.csv')   # the split it was trained and tested on: `artnb-eval MODEL MODEL/items.csv` repeats the test
+    cal = calibrate(learn, items[items['split'] == 'valid'])   # every process: the same weights give the same numbers
     results = dict(recipe=run.recipe, arch=arch, task=task, target=target, n_test=run.n, metrics=flatten_metrics(run.table),
-                   calibration=cal, warnings=run.warnings, fit_s=round(run.fit_s, 1), runtime_s=round(time.time() - t0, 1))
-    save_metrics(out, 'artnb-train', '', 'synthetic' if ed.kind != 'real' else 'real', data,
-                 dict(recipe=run.recipe, arch=arch, pretrained=pretrained, img_size=img_size, epochs=epochs, bs=bs, lr=lr,
-                      task=task, target=target, layout=layout, ratios=list(ratios), seed=seed),
-                 results, data_info=ed.summary)
+                   calibration=cal, warnings=run.warnings, fit_s=round(run.fit_s, 1), runtime_s=round(time.time() - t0, 1),
+                   processes=world_size(), weights_sha256=weights_digest(learn.model))
+    if world_size() > 1:   # the saved model must not depend on which process saved it
+        ranks = gather_object(results['weights_sha256'])
+        results['weights_sha256_by_rank'] = ranks
+        if len(set(ranks)) > 1: results['warnings'] = list(results['warnings']) + [f"the processes ended with different weights: {ranks}"]
+    if main:   # only one process writes; the others wait until the folder is complete
+        out = save_model(learn, out, data_kind=ed.kind, metrics=card_metrics(run.table, 'test'))
+        run.preds.to_csv(out/'predictions.csv', index=False)
+        write_csv_atomic(items, out/'items.csv')   # the split it was trained and tested on: `artnb-eval MODEL MODEL/items.csv` repeats the test
+        save_metrics(out, 'artnb-train', '', 'synthetic' if ed.kind != 'real' else 'real', data,
+                     dict(recipe=run.recipe, arch=arch, pretrained=pretrained, img_size=img_size, epochs=epochs, bs=bs, lr=lr,
+                          task=task, target=target, layout=layout, ratios=list(ratios), seed=seed, processes=world_size()),
+                     results, data_info=ed.summary)
+    barrier()
     return dict(results, out=str(out))
+
+# %% ../nbs/02g_train.ipynb #c8f61578
+if __name__ == '__main__' and '__file__' in globals():   # `python -m artnb.train ...`, not this notebook's kernel
+    from artnb.cli import train_cli
+    train_cli()

@@ -194,19 +194,21 @@ def test_evaluate_per_source_and_skipped(trained, data, tmp_path):
 
 
 def test_eval_cli_exit_codes(trained, data, tmp_path):
+    "Three real command runs (exit 0, 1 and 2: each starts torch, ~8 s); every other wrong argument in-process, where the same UsageError gives the exit status"
     _, d = trained
     root, items = data
     rc, _, err = cli(d, root/'items.csv', '--out', tmp_path/'ok', '--split', 'valid', '--bs', '4')
     assert rc == 0, err
     assert (tmp_path/'ok'/'metrics.json').exists() and 'images evaluated' in err
-    for args, msg in [(['--bs', '0'], '--bs must be'), (['--split', 'dev'], '--split must be one of'),
-                      (['--split', 'test'], "no 'test' rows"), (['--out', tmp_path/'no'/'x'], 'does not exist')]:
-        rc, _, err = cli(d, root/'items.csv', *args)
-        assert rc == 2 and len(err.strip().splitlines()) == 1 and msg in err, (args, err)
-    rc, _, err = cli(tmp_path, root/'items.csv')
-    assert rc == 2 and 'has no config.json' in err
-    rc, _, err = cli(d, tmp_path/'missing')
-    assert rc == 2 and 'does not exist' in err
+    rc, _, err = cli(d, root/'items.csv', '--split', 'dev')
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and err.startswith('artnb-eval: --split must be one of'), err
+    cases = [((d, root/'items.csv'), dict(bs=0), '--bs must be'), ((d, root/'items.csv'), dict(split='test'), "no 'test' rows"),
+             ((d, root/'items.csv'), dict(out=tmp_path/'no'/'x'), 'does not exist'), ((tmp_path, root/'items.csv'), {}, 'has no config.json'),
+             ((d, tmp_path/'missing'), {}, 'does not exist')]
+    for args, kw, msg in cases:
+        with pytest.raises(UsageError) as e: eval_main(*args, **{'out': tmp_path/'e0', **kw})
+        assert e.value.code == 2 and msg in str(e.value) and str(e.value).startswith('artnb-eval: '), (kw, str(e.value))
+        assert '\n' not in str(e.value)
     bad = tmp_path/'bad'
     for c in P3:
         (bad/c).mkdir(parents=True)

@@ -175,23 +175,23 @@ def test_rows5_6_predict_usage_errors(tmp_path, model):
     pk = tmp_path/'pickled'; pk.mkdir(); (pk/'model.pkl').write_bytes(b'\x80\x04N.')
     (tmp_path/'empty').mkdir()
     out = tmp_path/'p.csv'
-    cases = {   # each a subprocess (they take ~10-40 s each to import torch/fastai): the table's cases
+    cases = {   # each a subprocess (~8 s each to import torch/fastai): the exit status and stderr of the real command
         'missing input': ([model, tmp_path/'nope.jpg'], 'input path(s) do not exist'),
-        'bs -1': ([model, tmp_path/'imgs', '--bs', '-1'], '--bs must be an integer >= 1'),
-        'bs 0': ([model, tmp_path/'imgs', '--bs', '0'], '--bs must be an integer >= 1'),
-        'missing model': ([tmp_path/'no_model', tmp_path/'imgs'], 'does not exist: give the folder save_model wrote'),
         'pickle only': ([pk, tmp_path/'imgs'], 'found model.pkl: pickles are never loaded'),
-        'out folder missing': ([model, tmp_path/'imgs', '--out', tmp_path/'nodir'/'p.csv'], 'does not exist'),
     }
-    more = {   # the same checks in-process (same code path, exit status from UsageError.code)
+    more = {   # the rest of the table in-process (same code path, exit status from UsageError.code)
+        'bs -1': (dict(paths=[tmp_path/'imgs'], bs=-1), '--bs must be an integer >= 1'),
+        'bs 0': (dict(paths=[tmp_path/'imgs'], bs=0), '--bs must be an integer >= 1'),
+        'missing model': (dict(model_dir=tmp_path/'no_model', paths=[tmp_path/'imgs']), 'does not exist: give the folder save_model wrote'),
+        'out folder missing': (dict(paths=[tmp_path/'imgs'], out=tmp_path/'nodir'/'p.csv'), 'does not exist'),
         'topk 0': (dict(paths=[tmp_path/'imgs'], topk=0), '--topk must be an integer >= 1'),
         'out is a folder': (dict(paths=[tmp_path/'imgs'], out=tmp_path), 'is a folder'),
         'no images': (dict(paths=[tmp_path/'empty']), 'no image files'),
     }
     for k, (kw, msg) in more.items():
-        with pytest.raises(UsageError) as e: predict_main(model, **{'out': out, **kw})
+        with pytest.raises(UsageError) as e: predict_main(**{'model_dir': model, 'out': out, **kw})
         assert e.value.code == 2 and msg in str(e.value) and str(e.value).startswith('artnb-predict: '), (k, str(e.value))
-    with ThreadPoolExecutor(3) as ex:
+    with ThreadPoolExecutor(2) as ex:
         res = dict(zip(cases, ex.map(lambda c: cli('artnb-predict', *c[0], *([] if '--out' in c[0] else ['--out', out])),
                                      cases.values())))
     for k, (rc, so, se) in res.items():
