@@ -86,6 +86,8 @@ def train_cli(data:str,               # dataset folder (any layout artnb.data.sc
     from artnb.core import escape_stdio, run_cli, UsageError   # imported to run, not to parse
     from artnb.train import train_model
     from artnb.distributed import is_main_process
+    from artnb.learner import set_progress
+    set_progress(True)   # a cluster log shows fastai's bar and one line per epoch (rank 0 only under several processes)
     escape_stdio()
     def main():
         try: r = [float(v) for v in str(ratios).split(',')]

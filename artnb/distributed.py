@@ -7,7 +7,7 @@ Docs: https://artnb.github.io/artnb/distributed.html.md"""
 # %% ../nbs/00e_distributed.ipynb #8cf120fb
 from __future__ import annotations
 import hashlib
-import numpy as np, torch
+import torch
 from fastai.distributed import DistributedDL, DistributedTrainer, rank_distrib, num_distrib
 from fastai.callback.progress import ProgressCallback
 

@@ -29,9 +29,9 @@ from . import synth_data
 # %% auto #0
 __all__ = ['RECIPE_NAMES', 'PARAM_RULES', 'repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data',
            'data_summary', 'timed', 'paper_comparison', 'results_markdown', 'ParamError', 'coerce_param',
-           'notebook_params', 'check_params', 'work_dir', 'cleanup_work_dirs', 'history', 'collapse_warning', 'Run',
-           'flatten_metrics', 'run_recipe', 'CVRun', 'metric_of', 'compare_runs', 'probe_verdict', 'small_sample_note',
-           'runs_results', 'plot_compare', 'model_structure']
+           'notebook_params', 'check_params', 'work_dir', 'cleanup_work_dirs', 'history', 'curve_table',
+           'plot_learning_curves', 'collapse_warning', 'Run', 'flatten_metrics', 'run_recipe', 'CVRun', 'metric_of',
+           'compare_runs', 'probe_verdict', 'small_sample_note', 'runs_results', 'plot_compare', 'model_structure']
 
 # %% ../nbs/02b_experiment.ipynb #028dee65
 def repo_root(start=None) -> Path | None:
@@ -312,6 +312,47 @@ def history(learn) -> pd.DataFrame:
     df = pd.DataFrame(rows); df.insert(0, 'epoch', range(1, len(df) + 1))
     return df
 
+def curve_table(obj) -> pd.DataFrame:
+    "Per-epoch train/valid loss and metrics over every fit of a `Learner` (stages and input sizes from its `ScheduleRecorder`), a `Run`, or a history DataFrame"
+    if isinstance(obj, pd.DataFrame): return obj
+    if hasattr(obj, 'curve') and len(getattr(obj, 'curve')): return obj.curve
+    learn = getattr(obj, 'learn', obj)
+    cb = getattr(learn, 'schedule_recorder', None)
+    if cb is not None and cb.rows:
+        df = pd.DataFrame(cb.rows).drop(columns=[c for c in pd.DataFrame(cb.rows) if str(c).startswith('lr_')])
+        df['epoch'] = range(1, len(df) + 1)
+        return df
+    return history(learn) if learn is not None and not isinstance(obj, Run) else getattr(obj, 'history', pd.DataFrame())
+
+def plot_learning_curves(curves:dict, title:str='', metric:str|None=None):
+    "Figure of training (solid) and validation (dashed) loss and the validation `metric` per epoch, one colour per run; stage changes of a single run marked. None when nothing was trained"
+    curves = {k: curve_table(v) for k, v in curves.items()}
+    curves = {k: v for k, v in curves.items() if len(v) and 'valid_loss' in v}
+    if not curves: return None
+    if metric is None:
+        cols = set().union(*[set(v.columns) for v in curves.values()])
+        metric = next((m for m in ('accuracy', 'balanced_accuracy', 'f1_score', 'error_rate') if m in cols), None)
+    fig, axs = plt.subplots(1, 2 if metric else 1, figsize=(9 if metric else 4.8, 3.0), squeeze=False)
+    axs = axs[0]
+    for j, (name, df) in enumerate(curves.items()):
+        col = f'C{j % 10}'
+        if 'train_loss' in df: axs[0].plot(df['epoch'], df['train_loss'], '-', color=col, marker='.', label=f'{name} train')
+        axs[0].plot(df['epoch'], df['valid_loss'], '--', color=col, marker='o', ms=3, label=f'{name} valid')
+        if metric and metric in df: axs[1].plot(df['epoch'], df[metric], '--', color=col, marker='o', ms=3, label=name)
+    if len(curves) == 1 and 'stage' in next(iter(curves.values())):
+        df = next(iter(curves.values()))
+        for e, (a, b) in zip(df['epoch'].iloc[1:], zip(df['stage'].iloc[:-1], df['stage'].iloc[1:])):
+            if a != b:
+                for ax in axs: ax.axvline(e - 0.5, color='grey', lw=0.8, ls=':')
+                axs[0].annotate(str(b), (e - 0.5, 1), xycoords=('data', 'axes fraction'), fontsize=6, va='top', color='grey')
+    axs[0].set_ylabel('loss (solid: train, dashed: valid)')
+    if metric: axs[1].set_ylabel(f'valid {metric}')
+    for ax in axs: ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    axs[-1].legend(fontsize=6, loc='best')
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
 def collapse_warning(preds:pd.DataFrame, name:str='the model') -> str | None:
     "A plain warning when every prediction is the same class (None otherwise)"
     if len(preds) < 2 or preds['pred'].nunique() > 1: return None
@@ -337,6 +378,7 @@ class Run:
     warnings: list = field(default_factory=list)
     fold: int | None = None
     info: dict = field(default_factory=dict)
+    curve: pd.DataFrame = field(default_factory=pd.DataFrame)   # every epoch of every fit (`curve_table`)
     @property
     def n(self) -> int: return len(self.preds)
     def __getitem__(self, metric:str) -> float: return float(self.table.loc[metric, 'estimate'])
@@ -435,7 +477,7 @@ def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, targe
     fit_s = time.perf_counter() - t0
     mt = lambda p: metrics_table(p, ci=n_boot > 0, n=int(n_boot), seed=seed, frac=boot_frac, metrics=metrics)
     run = Run(name, rname, preds, mt(preds), hist, fit_s, thr, tta_p, mt(tta_p) if tta_p is not None else None,
-              learn if keep_learner else None, info=info)
+              learn if keep_learner else None, info=info, curve=curve_table(learn) if learn is not None else pd.DataFrame())
     w = collapse_warning(preds, name)
     if w: run.warnings.append(w)
     if verbose:

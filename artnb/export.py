@@ -8,7 +8,7 @@ Docs: https://artnb.github.io/artnb/export.html.md"""
 from __future__ import annotations
 import copy, hashlib, json, os, time, warnings
 from pathlib import Path
-import numpy as np, torch, torch.nn as nn
+import torch, torch.nn as nn
 from .core import UsageError, one_line
 from .inference import load_model, Predictor
 

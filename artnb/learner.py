@@ -9,6 +9,7 @@ from __future__ import annotations
 import os, socket, threading, inspect, warnings, importlib.util
 from pathlib import Path
 from functools import partial
+from contextlib import ExitStack
 from dataclasses import dataclass, field, fields, asdict
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -25,9 +26,10 @@ __all__ = ['LITE_STATS', 'ZOO', 'HEADS', 'arch_source', 'model_stats', 'default_
            'lite_weights_path', 'load_lite_weights', 'simple_cnn_body', 'create_body_and_stats', 'body_features',
            'SpatialPyramidPool', 'LogitPair', 'head_fastai', 'head_gap', 'head_spp', 'head_dense', 'head_s0',
            'head_flat', 'head_kwargs', 'art_head', 'SingleLogitBCE', 'body_stages', 'ArtSplitter', 'ScheduleRecorder',
-           'schedule_table', 'set_stage', 'positive_index', 'dls_resize_info', 'ensure_normalized', 'opt_func_for',
-           'default_metrics', 'on_gpu', 'build_model', 'ModelConfig', 'art_learner', 'PlateauLR', 'f1_callbacks',
-           'fit_plateau', 'fit_discriminative', 'train_staged', 'train_progressive']
+           'schedule_table', 'set_stage', 'set_progress', 'quiet', 'positive_index', 'dls_resize_info',
+           'ensure_normalized', 'opt_func_for', 'default_metrics', 'on_gpu', 'build_model', 'ModelConfig',
+           'art_learner', 'PlateauLR', 'f1_callbacks', 'fit_plateau', 'fit_discriminative', 'train_staged',
+           'train_progressive']
 
 # %% ../nbs/01_learner.ipynb #9ea9e24e
 LITE_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
@@ -336,6 +338,18 @@ def set_stage(learn, stage:str):
     "Label the next recorded epochs of `learn` with `stage`"
     if hasattr(learn, 'schedule_recorder'): learn.schedule_recorder.stage = stage
 
+_PROGRESS = dict(on=False)
+
+def set_progress(on:bool=True) -> None:
+    "Show fastai's progress bar and per-epoch table in every artnb recipe from now on (the experiment notebooks' `progress` parameter); off by default"
+    _PROGRESS['on'] = bool(on)
+
+def quiet(learn, progress:bool|None=None):
+    "Context for training `learn`: no progress bar and no epoch table unless progress is on (`progress`, else `set_progress`)"
+    on = _PROGRESS['on'] if progress is None else bool(progress)
+    st = ExitStack()
+    if not on: st.enter_context(learn.no_bar()); st.enter_context(learn.no_logging())
+    return st
 
 # %% ../nbs/01_learner.ipynb #f6d80067
 _NEG_NAMES = {'rest', 'other', 'others', 'negative', 'neg', 'no', 'false', '0', 'human', 'photo', 'real', 'none'}

@@ -13,7 +13,7 @@ from fastai.vision.all import set_seed, SaveModelCallback, EarlyStoppingCallback
 from fastai.torch_core import params as module_params
 from .data import art_dls, items_dl, task_labels, NoiseBlur
 from .learner import (art_learner, f1_callbacks, set_stage, model_stats, fit_discriminative, train_staged,
-                           body_stages, opt_func_for)
+                           body_stages, opt_func_for, quiet)
 from .analysis import predictions, extended_confusion, bootstrap_ci
 from .experiment import history, work_dir
 
@@ -50,7 +50,7 @@ def s0_recipe(items:pd.DataFrame, target:str|None=None, *, task:str='binary', ar
     learn = art_learner(dls, arch, head='s0' if task == 'binary' else 'gap', pretrained=pretrained, head_kw=dict(p=dropout),
                         opt='adam', lr=lr, freeze=None if not train_body else False, path=path or work_dir('artnb-s0'))
     set_stage(learn, 's0')
-    with learn.no_bar(), learn.no_logging():
+    with quiet(learn):
         learn.fit(epochs, lr, cbs=f1_callbacks(patience=patience, lr_patience=lr_patience, lr_factor=lr_factor,
                                                fname=fname, min_delta=-1e-6 if keep_ties else 0.))
     return learn
@@ -102,7 +102,7 @@ def s1_recipe(items:pd.DataFrame, *, task:str='ai', arch:str='tf_efficientnet_li
     learn = art_learner(dls, arch, pretrained=pretrained, opt=opt, lr=lr, loss_func=balanced_loss(y, dls.vocab) if balance else None)
     learn.path = path or work_dir('artnb-s1')
     cbs = [SaveModelCallback(monitor='valid_loss', fname=fname)] if keep_best else []
-    with learn.no_bar(), learn.no_logging():
+    with quiet(learn):
         fit_discriminative(learn, int(epochs), lrs=lr, one_cycle=one_cycle, cbs=cbs)
     learn.s1_noise = dict(sigma=float(noise_sigma), kernel=int(blur_kernel), blur_sigma=float(blur_sigma))
     return learn
@@ -211,7 +211,7 @@ def s2_recipe(items:pd.DataFrame, head:str='gap', *, arch:str='tf_efficientnet_l
               for a in (aug, aug_stage2))
     learn = art_learner(d1, arch, head=head, pretrained=pretrained, head_kw=dict(levels=tuple(spp_levels)) if head == 'spp' else {},
                         opt=opt, lr=lrs[0], path=path or work_dir('artnb-s2'))
-    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+    with quiet(learn), warnings.catch_warnings():
         warnings.simplefilter('ignore')
         train_staged(learn, epochs=tuple(stage_epochs), lrs=tuple(lrs), dls=[d1, d2, d2], early_stop=early_stop)
     return learn
@@ -233,7 +233,7 @@ def s3_recipe(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', mode:str='fi
                         path=path or work_dir('artnb-s3'), **extra)
     n_ep = int(epochs if head_epochs is None else head_epochs) if head_only else int(epochs)
     cbs = f1_callbacks(monitor='accuracy', patience=int(patience), fname=fname, reduce_lr=False) if patience else None
-    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+    with quiet(learn), warnings.catch_warnings():
         warnings.simplefilter('ignore')
         if n_ep and head_only: set_stage(learn, mode); learn.fit(n_ep, lr, cbs=cbs)
         elif n_ep: fit_discriminative(learn, n_ep, lrs=lrs if mode == 'fine-tuned' else [lr], stage=mode, cbs=cbs)
@@ -279,7 +279,7 @@ def s4_recipe(items:pd.DataFrame, *, task:str='style_origin', arch:str='tf_effic
     learn = art_learner(dls, arch, head=head, pretrained=pretrained, lr=lr, freeze=False,
                         opt=partial(SGD, mom=momentum) if opt == 'sgd' else opt_func_for(opt))
     learn.frozen_stages = freeze_early(learn, freeze_stride, size=max(64, size)) if freeze else []
-    with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
+    with quiet(learn), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*Your generator is empty.*')
         (learn.fit_one_cycle if one_cycle else learn.fit)(epochs, lr, cbs=[EarlyStoppingCallback(monitor='valid_loss', patience=patience)])
     return learn

@@ -8,7 +8,6 @@ Docs: https://artnb.github.io/artnb/recipes.html.md"""
 # %% ../nbs/01b_recipes.ipynb #927f3fc9
 from __future__ import annotations
 import copy, os, warnings
-from contextlib import nullcontext
 from pathlib import Path  # noqa: F401 (examples)
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import Callback, CrossEntropyLossFlat, PILImage, Resize, PadMode, default_device, set_seed
@@ -20,9 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 from .core import load_rgb
 from .data import RESIZE_METHODS, art_dls, task_labels
-from .learner import create_body_and_stats, default_size, art_learner, arch_source, model_stats, set_stage
+from .learner import create_body_and_stats, default_size, art_learner, arch_source, model_stats, set_stage, quiet
 from .inference import Predictor
-
 
 # %% auto #0
 __all__ = ['PROBE_KINDS', 'PROBE_GRID', 'ARTNB_DEFAULTS', 'image_tensor', 'FeatureExtractor', 'extractor', 'fit_probe',
@@ -250,7 +248,7 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
               epochs:int=6, lr:float=1e-3, wd:float=0.05, label_smoothing:float=0.1, aug:str='s3', resize:str='squish',
               bs:int=16, freeze_epochs:int=3, class_weights:bool=True, probe_init:bool=True, refit_head:bool=True,
               task:str='multiclass',
-              target=None, label_col:str='label', seed:int=42, progress:bool=False):
+              target=None, label_col:str='label', seed:int=42, progress:bool|None=None):
     "The `artnb` recipe on the train/valid rows of `items`: a `Learner` (head 'gap') with its best-validation-loss weights"
     size = int(size or default_size(arch))
     set_seed(seed, reproducible=True)
@@ -266,8 +264,7 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
     learn = art_learner(dls, arch, head='gap', pretrained=has_w, opt='adamw', lr=lr, wd=wd, loss_func=loss,
                         freeze=True, cbs=[BnEval()])
     learn.recipe_log = dict(recipe='artnb', size=size, probe_init=False, freeze_epochs=0, epochs=int(epochs))
-    with (nullcontext() if progress else learn.no_bar()), (nullcontext() if progress else learn.no_logging()), \
-         warnings.catch_warnings():
+    with quiet(learn, progress), warnings.catch_warnings():   # progress None: `set_progress` decides
         warnings.simplefilter('ignore')
         if has_w and probe_init:
             fx = extractor(arch, True, size, resize, flip=False)   # the head sees unflipped pooled features

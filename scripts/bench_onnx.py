@@ -10,7 +10,7 @@ Also reports the parity: max |p_onnx - p_torch| over the timed batches. Prints a
 """
 import argparse, json, tempfile, time
 from pathlib import Path
-import numpy as np, torch
+import torch
 
 
 def main():

@@ -18,7 +18,7 @@ NBS = ROOT / "nbs"
 EXPERIMENTS = ["03_monet", "04_ai_vs_human", "05_artists", "06_backbones", "07_artbench"]
 ALL = EXPERIMENTS + ["08_demo"]
 # The smallest run that still exercises every cell of each notebook.
-TINY = dict(img_size=32, epochs=1, n_per_class=6, bs=16)
+TINY = dict(img_size=32, epochs=1, n_per_class=6, bs=16, progress=False)
 # Paper grids shrunk for the tiny run (the yaml keeps the paper's full grid).
 SHRINK = {"03_monet": lambda p: dict(fusion_epochs=1, n_boot=100),
           "05_artists": lambda p: dict(dense_grid=p["dense_grid"][:2], train_sizes=[32, 40], vote_sizes=[32, 40], n_boot=100)}
@@ -205,9 +205,25 @@ def test_paper_params_on_real_photos(nb, tmp_path, photo_folder):
     assert "data_path" not in params, "a paper yaml must not fix data_path"
     params.update(TINY, pretrained=False, data_path=str(photo_folder))
     if nb in SHRINK: params.update(SHRINK[nb](params))
+    if nb == "06_backbones": params["save_model_dir"] = str(tmp_path / "model")
     out = tmp_path / "out"
     run(nb, out, tmp_path, **params)
-    check_metrics(out, "real", recipe="paper", nb=nb)
+    m = check_metrics(out, "real", recipe="paper", nb=nb)
+    if nb == "06_backbones": _check_saved_model(tmp_path / "model", m["results"]["best_model"])
+
+def _check_saved_model(model, best):
+    "A model a notebook saved carries its card, temperature and threshold, and artnb-eval on its test split reproduces the notebook's accuracy exactly"
+    from artnb.inference import load_model
+    from artnb.evaluate import evaluate_model
+    assert {"README.md", "config.json", "model.safetensors", "items.csv", "predictions.csv"} <= {p.name for p in model.iterdir()}
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["temperature"] == best["calibration"]["temperature"] and cfg["threshold"] == best["calibration"]["threshold"]
+    assert cfg["data_kind"] == "real" and "test" in json.dumps(cfg["metrics"])
+    card = (model / "README.md").read_text()
+    assert card.startswith("---") and "temperature" in card
+    assert load_model(model).temperature == best["calibration"]["temperature"]
+    r = evaluate_model(model, model / "items.csv", out=model.parent / "eval", split="test", n_boot=50)
+    assert r["accuracy"] == best["test_accuracy"], (r["accuracy"], best["test_accuracy"])
 
 def test_csv_dataset(tmp_path, photo_folder):
     "A generic CSV dataset (a file with path,label columns, absolute paths) through an experiment notebook's defaults"

@@ -1,5 +1,5 @@
 "ONNX export: every backbone family and head artnb saves gives PyTorch's probabilities within 1e-4 under onnxruntime, from Python and from the command line."
-import json, subprocess, sys
+import subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from artnb.synth_data import make_dataset
