@@ -30,10 +30,10 @@ from .analysis import binary_threshold, to_jsonable
 # %% auto #0
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'NONE_LABEL', 'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES',
            'MAX_INPUT_SIDE', 'THRESHOLD_KINDS', 'TEMPERATURE_RANGE', 'Prediction', 'model_config', 'save_model',
-           'check_config', 'read_config', 'safetensors_header', 'load_state', 'load_model', 'card_metrics',
-           'model_card', 'resize_tfm', 'Predictor', 'reject_threshold', 'open_set_report', 'model_labels',
-           'fit_temperature', 'calibrate', 'FusedBinary', 'set_reject_threshold', 'expand_paths', 'class_columns',
-           'predict_files', 'predict_main']
+           'check_config', 'read_config', 'safetensors_header', 'load_state', 'hub_cache_dir', 'hub_model_folder',
+           'load_model', 'card_metrics', 'model_card', 'resize_tfm', 'Predictor', 'reject_threshold', 'open_set_report',
+           'model_labels', 'fit_temperature', 'calibrate', 'FusedBinary', 'set_reject_threshold', 'expand_paths',
+           'class_columns', 'predict_files', 'predict_main']
 
 # %% ../nbs/01a_inference.ipynb #d4442326
 FORMAT = 'artnb-model'
@@ -230,10 +230,28 @@ def load_state(path) -> dict:
     if (path/'model.pth').exists(): return torch.load(path/'model.pth', map_location='cpu', weights_only=True, mmap=True)
     raise FileNotFoundError(f"No model.safetensors (or model.pth) in {path}")
 
+def hub_cache_dir() -> Path:
+    "The local Hugging Face Hub cache: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`"
+    if os.environ.get('HF_HUB_CACHE'): return Path(os.environ['HF_HUB_CACHE']).expanduser()
+    return Path(os.environ.get('HF_HOME') or '~/.cache/huggingface').expanduser()/'hub'
+
+def hub_model_folder(repo_id, revision:str='main') -> Path|None:
+    "The snapshot folder of Hub model `repo_id` ('owner/name') in the local cache, or None; never touches the network"
+    if not re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', str(repo_id)) or '..' in str(repo_id): return None
+    base = hub_cache_dir()/f"models--{str(repo_id).replace('/', '--')}"
+    snaps = base/'snapshots'
+    if not snaps.is_dir(): return None
+    ref = base/'refs'/revision
+    if ref.is_file() and (snaps/ref.read_text().strip()).is_dir(): return snaps/ref.read_text().strip()
+    if re.fullmatch(r'[0-9a-f]{7,40}', revision) and (snaps/revision).is_dir(): return snaps/revision
+    found = sorted((d for d in snaps.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+    return found[-1] if found else None
+
 def _model_folder(path) -> Path:
-    "`path` if it is a save_model folder, else `FileNotFoundError` saying what is there instead"
+    "`path` if it is a save_model folder (or a Hub model id 'owner/name' found in the local Hub cache), else `FileNotFoundError` saying what is there instead"
+    if not Path(path).exists() and (hub := hub_model_folder(path)) is not None: path = hub
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist: give the folder save_model wrote")
+    if not path.exists(): raise FileNotFoundError(f"{path} does not exist: give the folder save_model wrote (or a Hub model id in {hub_cache_dir()})")
     if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder: give the folder save_model wrote (config.json + model.safetensors)")
     if not (path/'config.json').exists():
         pk = sorted(p.name for p in path.iterdir() if p.suffix in ('.pkl', '.pickle', '.pt', '.bin'))
