@@ -225,7 +225,8 @@ def test_eval_binary_threshold_and_robustness(binary, data, tmp_path):
     root, items = data
     r = evaluate_model(d, root/'items.csv', out=tmp_path/'e', split='valid', robustness=True, n_boot=50)
     pp = r['predictions']
-    assert pp['pred'].tolist() == ['Synth Rothko' if p >= cal['threshold'] else 'other' for p in pp['prob_Synth Rothko']]
+    t = cal['threshold']   # a validation score: the image that set it may sit on it (float32 vs float64)
+    assert all(l == ('Synth Rothko' if p >= t else 'other') or abs(p - t) < 1e-6 for l, p in zip(pp['pred'], pp['prob_Synth Rothko']))
     rob = r['robustness']
     assert set(rob.kind) == {'none', 'jpeg', 'blur', 'downscale'} and (rob.n == r['n']).all()
     assert rob.loc[rob.kind == 'none', 'accuracy'].item() == r['accuracy']
