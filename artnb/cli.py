@@ -81,7 +81,8 @@ def train_cli(data:str,               # dataset folder (any layout artnb.data.sc
               target:str=None,        # the positive class or artist of a binary task
               layout:str=None,        # dataset layout; detected when omitted
               ratios:str='0.7,0.2,0.1',  # train, valid, test fractions when the data has no split
-              seed:int=42):           # seed for the split and training
+              seed:int=42,            # seed for the split and training
+              cv_folds:int=None):     # also estimate accuracy by K-fold cross-validation over every image (fold mean and spread in metrics.json)
     "Train a model on a painting dataset, evaluate it on the test split, calibrate it and save it: exit 0 on success, 1 when the data is unusable, 2 for wrong arguments"
     from artnb.core import escape_stdio, run_cli, UsageError   # imported to run, not to parse
     from artnb.train import train_model
@@ -93,11 +94,15 @@ def train_cli(data:str,               # dataset folder (any layout artnb.data.sc
         try: r = [float(v) for v in str(ratios).split(',')]
         except ValueError: raise UsageError(f"artnb-train: --ratios must be numbers like 0.7,0.2,0.1, got {ratios!r}") from None
         try: res = train_model(data, out, recipe=recipe, arch=arch, pretrained=not no_pretrained, img_size=img_size, epochs=epochs,
-                               bs=bs, lr=lr, task=task, target=target, layout=layout, ratios=r, seed=seed)
+                               bs=bs, lr=lr, task=task, target=target, layout=layout, ratios=r, seed=seed,
+                               cv_folds=cv_folds)
         except UsageError as e: raise UsageError(f"artnb-train: {e}") from None
         m = res['metrics']
         if not is_main_process(): return 0   # several processes: rank 0 reports
         print(f"artnb-train: {res['out']}: test accuracy {m['accuracy']:.3f} (95% CI {m.get('accuracy_lo', float('nan')):.3f}-"
               f"{m.get('accuracy_hi', float('nan')):.3f}, n={res['n_test']}); temperature {res['calibration']['temperature']:.2f}")
+        if 'cv' in res:
+            a = res['cv']['metrics']['accuracy']
+            print(f"artnb-train: {res['cv']['cv_folds']}-fold CV accuracy {a['mean']:.3f} ± {a['sd']:.3f} (sd over folds, n={res['cv']['n']})")
         return 0
     return run_cli(train_cli, main)

@@ -50,9 +50,10 @@ def _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs,
 
 def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pretrained:bool=True, img_size:int|None=None,
                 epochs:int=6, bs:int=16, lr:float=1e-3, task:str='multiclass', target:str|None=None, layout:str|None=None,
-                ratios=(0.7, 0.2, 0.1), seed:int=42, n_boot:int=1000, verbose:bool=True, **recipe_kw) -> dict:
+                ratios=(0.7, 0.2, 0.1), seed:int=42, n_boot:int=1000, cv_folds:int|None=None, verbose:bool=True, **recipe_kw) -> dict:
     "Train `recipe` on the dataset at `data` (None: synthetic paintings), evaluate, calibrate and save a model folder at `out`"
     fn = _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, tuple(ratios))
+    if cv_folds is not None: check_number('--cv-folds', cv_folds, 2, 50)
     t0, main = time.time(), is_main_process()
     verbose = verbose and main   # several processes (accelerate launch / torchrun): one of them reports
     ed = experiment_data(data, layout=layout, ratios=tuple(ratios), seed=seed, verbose=verbose)
@@ -60,13 +61,16 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
     if not (items['split'] == 'test').any() or not (items['split'] == 'valid').any():
         raise UsageError(f"{data}: the split has no test or no valid rows: use --ratios with three parts")
     kw = dict(epochs=epochs, bs=bs, lr=lr, **recipe_kw) if fn == 'artnb' else dict(recipe_kw)
-    run = run_recipe(items, fn, arch=arch, pretrained=pretrained, size=img_size, task=task, target=target, seed=seed,
-                     n_boot=n_boot, verbose=verbose, **kw)
+    common = dict(arch=arch, pretrained=pretrained, size=img_size, task=task, target=target, seed=seed, **kw)
+    # k-fold CV over all images first (the estimate with a fold spread); the saved model is the one trained on the split
+    cv = run_recipe(items, fn, cv_folds=int(cv_folds), n_boot=0, verbose=verbose, **common) if cv_folds else None
+    run = run_recipe(items, fn, n_boot=n_boot, verbose=verbose, **common)
     learn = run.learn
     cal = calibrate(learn, items[items['split'] == 'valid'])   # every process: the same weights give the same numbers
     results = dict(recipe=run.recipe, arch=arch, task=task, target=target, n_test=run.n, metrics=flatten_metrics(run.table),
                    calibration=cal, warnings=run.warnings, fit_s=round(run.fit_s, 1), runtime_s=round(time.time() - t0, 1),
                    processes=world_size(), weights_sha256=weights_digest(learn.model))
+    if cv is not None: results['cv'] = cv.summary()
     if world_size() > 1:   # the saved model must not depend on which process saved it
         ranks = gather_object(results['weights_sha256'])
         results['weights_sha256_by_rank'] = ranks
@@ -77,7 +81,8 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
         write_csv_atomic(items, out/'items.csv')   # the split it was trained and tested on: `artnb-eval MODEL MODEL/items.csv` repeats the test
         save_metrics(out, 'artnb-train', '', 'synthetic' if ed.kind != 'real' else 'real', data,
                      dict(recipe=run.recipe, arch=arch, pretrained=pretrained, img_size=img_size, epochs=epochs, bs=bs, lr=lr,
-                          task=task, target=target, layout=layout, ratios=list(ratios), seed=seed, processes=world_size()),
+                          task=task, target=target, layout=layout, ratios=list(ratios), seed=seed, cv_folds=cv_folds,
+                          processes=world_size()),
                      results, data_info=ed.summary)
     barrier()
     return dict(results, out=str(out))

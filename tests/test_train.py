@@ -21,9 +21,9 @@ def data(tmp_path_factory):
 
 def test_train_then_predict_and_eval(data, tmp_path):
     rc, out, err = run('artnb-train', data, tmp_path/'model', '--arch', 'simple_cnn', '--no-pretrained', '--img-size', 32,
-                       '--epochs', 2, '--bs', 8)
+                       '--epochs', 2, '--bs', 8, '--cv-folds', 2)
     assert rc == 0, err[-2000:]
-    assert 'test accuracy' in out
+    assert 'test accuracy' in out and '2-fold CV accuracy' in out
     m = tmp_path/'model'
     assert {'README.md', 'config.json', 'model.safetensors', 'metrics.json', 'predictions.csv', 'items.csv'} <= {p.name for p in m.iterdir()}
     pred = load_model(m)
