@@ -6,14 +6,14 @@ Docs: https://artnb.github.io/artnb/distributed.html.md"""
 
 # %% ../nbs/00e_distributed.ipynb #8cf120fb
 from __future__ import annotations
-import hashlib
+import hashlib, os
 import torch
 from fastai.distributed import DistributedDL, DistributedTrainer, rank_distrib, num_distrib
 from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
-__all__ = ['world_size', 'is_main_process', 'barrier', 'gather_object', 'weights_digest', 'ShardDL', 'DataParallel',
-           'data_parallel']
+__all__ = ['world_size', 'is_main_process', 'setup_process', 'barrier', 'gather_object', 'weights_digest', 'ShardDL',
+           'DataParallel', 'data_parallel']
 
 # %% ../nbs/00e_distributed.ipynb #96549e28
 def world_size() -> int:
@@ -23,6 +23,11 @@ def world_size() -> int:
 def is_main_process() -> bool:
     "True in the process that writes files (rank 0, or the only process)"
     return rank_distrib() == 0
+
+def setup_process() -> int:
+    "Pin this process to its own GPU (`LOCAL_RANK`) before any model or DataLoader exists (fastai's Normalize and `default_device` follow the current device); returns the rank"
+    if world_size() > 1 and torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    return rank_distrib()
 
 def barrier() -> None:
     "Wait for every process (no-op in a single process)"
@@ -68,7 +73,7 @@ class DataParallel(DistributedTrainer):
     def before_fit(self):
         self.in_fit = True
         super().before_fit()
-    def _wrap_dl(self, dl): return dl if isinstance(dl, ShardDL) else ShardDL(dl, device=dl.device)
+    def _wrap_dl(self, dl): return dl if isinstance(dl, ShardDL) else ShardDL(dl, device=self.accelerator.device)   # this process's GPU
     def before_validate(self):
         if self.in_fit: super().before_validate()
     def after_train(self): self.shard = list(getattr(self.learn.dl, 'seen', []))

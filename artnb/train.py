@@ -14,7 +14,7 @@ from .learner import ZOO
 from .inference import save_model, calibrate, card_metrics
 from .analysis import save_metrics
 from .experiment import experiment_data, run_recipe, flatten_metrics
-from .distributed import world_size, is_main_process, barrier, weights_digest, gather_object
+from .distributed import world_size, is_main_process, barrier, weights_digest, gather_object, setup_process
 
 # %% auto #0
 __all__ = ['resolve_recipe', 'train_model']
@@ -54,6 +54,7 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
     "Train `recipe` on the dataset at `data` (None: synthetic paintings), evaluate, calibrate and save a model folder at `out`"
     fn = _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, tuple(ratios))
     if cv_folds is not None: check_number('--cv-folds', cv_folds, 2, 50)
+    setup_process()   # several processes: this one's GPU, before any DataLoader or model
     t0, main = time.time(), is_main_process()
     verbose = verbose and main   # several processes (accelerate launch / torchrun): one of them reports
     ed = experiment_data(data, layout=layout, ratios=tuple(ratios), seed=seed, verbose=verbose)
