@@ -7,13 +7,14 @@ Docs: https://artnb.github.io/artnb/train.html.md"""
 # %% ../nbs/02g_train.ipynb #584ef080
 from __future__ import annotations
 import importlib, time
+import matplotlib.pyplot as plt
 from pathlib import Path
 from .core import UsageError, check_number, one_line, write_csv_atomic
 from .data import LAYOUTS, TASKS
 from .learner import ZOO
 from .inference import save_model, calibrate, card_metrics
-from .analysis import save_metrics
-from .experiment import experiment_data, run_recipe, flatten_metrics
+from .analysis import save_metrics, save_fig, data_tag
+from .experiment import experiment_data, run_recipe, flatten_metrics, plot_learning_curves
 from .distributed import world_size, is_main_process, barrier, weights_digest, gather_object, setup_process
 
 # %% auto #0
@@ -80,6 +81,9 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
         out = save_model(learn, out, data_kind=ed.kind, metrics=card_metrics(run.table, 'test'))
         run.preds.to_csv(out/'predictions.csv', index=False)
         write_csv_atomic(items, out/'items.csv')   # the split it was trained and tested on: `artnb-eval MODEL MODEL/items.csv` repeats the test
+        tag = data_tag('synthetic' if ed.kind != 'real' else 'real')
+        fig = plot_learning_curves({run.recipe: run}, title=f"{run.recipe} on {len(items)} images: learning curves [{tag}]")
+        if fig is not None: save_fig(fig, out, 'learning_curves', dpi=100); plt.close(fig)
         save_metrics(out, 'artnb-train', '', 'synthetic' if ed.kind != 'real' else 'real', data,
                      dict(recipe=run.recipe, arch=arch, pretrained=pretrained, img_size=img_size, epochs=epochs, bs=bs, lr=lr,
                           task=task, target=target, layout=layout, ratios=list(ratios), seed=seed, cv_folds=cv_folds,
