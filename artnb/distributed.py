@@ -69,14 +69,13 @@ class DataParallel(DistributedTrainer):
     def __init__(self, sync_bn:bool=False, **kwargs):
         kwargs.setdefault('cpu', not torch.cuda.is_available())   # CPU processes: accelerate's gloo backend
         super().__init__(sync_bn=sync_bn, **kwargs)
-        self.in_fit, self.shard = False, []
+        self.in_fit = False
     def before_fit(self):
         self.in_fit = True
         super().before_fit()
     def _wrap_dl(self, dl): return dl if isinstance(dl, ShardDL) else ShardDL(dl, device=self.accelerator.device)   # this process's GPU
     def before_validate(self):
         if self.in_fit: super().before_validate()
-    def after_train(self): self.shard = list(getattr(self.learn.dl, 'seen', []))
     def after_fit(self):
         super().after_fit()
         self.in_fit = False

@@ -315,14 +315,13 @@ def history(learn) -> pd.DataFrame:
 def curve_table(obj) -> pd.DataFrame:
     "Per-epoch train/valid loss and metrics over every fit of a `Learner` (stages and input sizes from its `ScheduleRecorder`), a `Run`, or a history DataFrame"
     if isinstance(obj, pd.DataFrame): return obj
-    if hasattr(obj, 'curve') and len(getattr(obj, 'curve')): return obj.curve
-    learn = getattr(obj, 'learn', obj)
-    cb = getattr(learn, 'schedule_recorder', None)
-    if cb is not None and cb.rows:
-        df = pd.DataFrame(cb.rows).drop(columns=[c for c in pd.DataFrame(cb.rows) if str(c).startswith('lr_')])
-        df['epoch'] = range(1, len(df) + 1)
-        return df
-    return history(learn) if learn is not None and not isinstance(obj, Run) else getattr(obj, 'history', pd.DataFrame())
+    if isinstance(obj, Run): return obj.curve if len(obj.curve) else obj.history
+    rows = getattr(getattr(obj, 'schedule_recorder', None), 'rows', None)
+    if not rows: return history(obj)
+    df = pd.DataFrame(rows)
+    df = df.drop(columns=[c for c in df if str(c).startswith('lr_')])
+    df['epoch'] = range(1, len(df) + 1)
+    return df
 
 def plot_learning_curves(curves:dict, title:str='', metric:str|None=None):
     "Figure of training (solid) and validation (dashed) loss and the validation `metric` per epoch, one colour per run; stage changes of a single run marked. None when nothing was trained"

@@ -88,9 +88,9 @@ def onnx_model(path, config) -> OnnxModel:
     return OnnxModel(f)
 
 # %% ../nbs/01d_export.ipynb #893fcfdc
-def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=(), seed:int=0) -> dict:
-    "Write `model_dir/model.onnx` (+ `onnx.json`) from a saved model; check probabilities against PyTorch on random and `images` inputs"
-    pred = load_model(model_dir, device='cpu')
+def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=(), seed:int=0, pred:Predictor|None=None) -> dict:
+    "Write `model_dir/model.onnx` (+ `onnx.json`) from a saved model (`pred`: the folder already loaded on the CPU); check probabilities against PyTorch on random and `images` inputs"
+    pred = pred if pred is not None else load_model(model_dir, device='cpu')
     path = Path(model_dir)
     size = tuple(pred.config.size)
     m = exportable(pred.model, size)
@@ -128,8 +128,7 @@ def export_main(model_dir, opset:int=17, atol:float=1e-4) -> int:
     if not 0 < float(atol) <= 1: raise UsageError(f"--atol must be in (0, 1], got {atol}")
     try: pred = load_model(model_dir, device='cpu')
     except (ValueError, OSError) as e: raise UsageError(f"artnb-export-onnx: model {model_dir}: {one_line(e)}") from None
-    del pred
-    try: meta = export_onnx(model_dir, opset=opset, atol=atol)
+    try: meta = export_onnx(model_dir, opset=opset, atol=atol, pred=pred)
     except Exception as e:
         print(f"artnb-export-onnx: {model_dir}: export failed: {one_line(e)}", flush=True)
         return 1
