@@ -1,4 +1,4 @@
-"""Predictions table -> metrics with bootstrap intervals, confusion and per-source ("extended") confusion, CAM heat-maps, robustness sweeps, calibration, figures and `metrics.json`.
+"""Predictions table -> metrics with Wilson and bootstrap intervals, confusion and per-source ("extended") confusion, CAM heat-maps, robustness sweeps, calibration, figures and `metrics.json`.
 
 Docs: https://artnb.github.io/artnb/analysis.html.md"""
 
@@ -8,6 +8,7 @@ Docs: https://artnb.github.io/artnb/analysis.html.md"""
 from __future__ import annotations
 import datetime, io, json, math, re, warnings
 from pathlib import Path
+from statistics import NormalDist
 from typing import Callable, Sequence
 
 import numpy as np, pandas as pd
@@ -15,7 +16,8 @@ from PIL import Image, ImageFilter
 import matplotlib.pyplot as plt
 from fastai.vision.core import PILImage, PILBase
 from . import __version__
-from .core import load_rgb
+from .core import load_rgb, to_jsonable
+from .calibration import choose_binary_threshold
 from .data import items_dl
 from .learner import positive_index
 
@@ -23,9 +25,9 @@ from .learner import positive_index
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'DATA_KINDS', 'METRICS_SCHEMA', 'PERTURB_LEVELS', 'class_names', 'prob_matrix', 'to_pil',
            'image_dl', 'predictions', 'pred_classes', 'truth_column', 'positive_class', 'ece', 'per_class_table',
-           'classification_metrics', 'bootstrap_ci', 'metrics_table', 'confusion', 'source_truth', 'extended_confusion',
-           'reliability', 'binary_threshold', 'apply_threshold', 'data_tag', 'save_fig', 'finish_figure',
-           'plot_confusion', 'plot_extended_confusion', 'plot_reliability', 'plot_metrics_ci', 'to_jsonable',
+           'classification_metrics', 'wilson_ci', 'bootstrap_ci', 'metrics_table', 'confusion', 'source_truth',
+           'extended_confusion', 'reliability', 'binary_threshold', 'apply_threshold', 'data_tag', 'save_fig',
+           'finish_figure', 'plot_confusion', 'plot_extended_confusion', 'plot_reliability', 'plot_metrics_ci',
            'validate_metrics', 'save_metrics', 'load_metrics', 'perturb', 'robustness_sweep', 'plot_robustness',
            'format_metrics']
 
@@ -267,6 +269,18 @@ def classification_metrics(preds: pd.DataFrame, target_col: str | None = None, k
                       for c, r in per_class_table(preds, target_col).to_dict('index').items()}
     return d
 
+# %% ../nbs/02_analysis.ipynb #5b0e7a1c
+def wilson_ci(k: float, n: float, alpha: float = 0.05) -> tuple:
+    """Wilson score interval `(lo, hi)` at level 1-`alpha` for `k` successes out of `n` trials (e.g. correct
+    predictions out of test images). It never collapses to zero width at k=0 or k=n (28/28 gives (0.879, 1.0));
+    n=0 gives (nan, nan). `k` may be fractional (a rate times n)."""
+    if not n > 0 or not np.isfinite(k): return (np.nan, np.nan)
+    if not 0 <= k <= n: raise ValueError(f'wilson_ci needs 0 <= k <= n, got k={k}, n={n}')
+    z = NormalDist().inv_cdf(1 - alpha / 2); z2, p = z * z, k / n
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (0.0 if k == 0 else max(0.0, centre - half), 1.0 if k == n else min(1.0, centre + half))
+
 # %% ../nbs/02_analysis.ipynb #9e5f60c8
 def _resample_idx(rng, N, frac, stratify):
     m = max(1, int(round(N * frac)))
@@ -283,11 +297,33 @@ def _interval(stats, alpha):
     lo, hi = np.nanpercentile(s, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(lo), float(hi)
 
+def _trials(y, p, pos, name) -> int | None:
+    "Trials of a proportion metric: images (accuracy, top-k), predicted positives (precision), actual positives (recall); None: not a proportion."
+    if name == 'accuracy' or re.fullmatch(r'top\d+_accuracy', name): return len(y)
+    if pos is not None and name == 'precision': return int((p == pos).sum())
+    if pos is not None and name == 'recall': return int((y == pos).sum())
+    return None
+
+def _rate_ci(est, n, alpha, frac=1.0) -> tuple:
+    "Wilson interval of a rate `est` measured on `n` trials, counted as frac x n (S3's smaller samples)."
+    m = max(1, int(round(n * frac))) if n else 0
+    if not (m and np.isfinite(est)): return (np.nan, np.nan)
+    return wilson_ci(min(max(float(est), 0.0), 1.0) * m, m, alpha)
+
+def _widen(lo, hi, est, n, alpha, frac=1.0) -> tuple:
+    "A zero-width bootstrap interval of a 0-1 metric widened to the Wilson interval of `est` over `n` rows."
+    if not (np.isfinite(lo) and hi - lo <= 1e-12 and np.isfinite(est) and 0 <= est <= 1): return lo, hi
+    wl, wh = _rate_ci(est, n, alpha, frac)
+    return min(lo, wl), max(hi, wh)
+
 def bootstrap_ci(preds: pd.DataFrame, metric_fn: Callable | str = 'accuracy', n: int = 1000, seed: int = 0,
                  alpha: float = 0.05, frac: float = 1.0, stratify: str | None = None,
                  target_col: str | None = None, k: int = 2, pos_class: str | None = None) -> tuple:
-    """(estimate, lo, hi): `metric_fn` on all rows and the (alpha/2, 1-alpha/2) percentiles of `n` bootstrap
-    resamples of `frac` x len(preds) rows (optionally stratified by a column)."""
+    """(estimate, lo, hi): `metric_fn` on all rows and its 1-`alpha` interval. Named proportions ('accuracy',
+    'top{k}_accuracy', binary 'precision'/'recall') get `wilson_ci` over their trials (frac x their count; no resampling).
+    Other metrics and callables get the (alpha/2, 1-alpha/2) percentiles of `n` bootstrap resamples of frac x len(preds)
+    rows (optionally stratified by a column); a zero-width one of a 0-1 metric (all resamples alike, e.g. a perfect
+    classifier) is widened to the Wilson interval of the estimate over those rows (for a perfect classifier: the accuracy's)."""
     if not 0 < frac <= 1: raise ValueError('frac must be in (0, 1]')
     rng = np.random.default_rng(seed); N = len(preds)
     strat = preds[stratify].to_numpy() if stratify else None
@@ -296,13 +332,15 @@ def bootstrap_ci(preds: pd.DataFrame, metric_fn: Callable | str = 'accuracy', n:
         pos = classes.index(positive_class(classes, pos_class)) if C == 2 else None
         f = lambda ix: _scores(y[ix], p[ix], None if P is None else P[ix], C, k, pos,
                                binary_scores=metric_fn in ('roc_auc', 'average_precision'))[metric_fn]
-        est = f(np.arange(N))
+        est = f(np.arange(N)); t = _trials(y, p, pos, metric_fn)
+        if t is not None: return (float(est), *_rate_ci(est, t, alpha, frac))
     else:
         f = lambda ix: metric_fn(preds.iloc[ix])
         est = metric_fn(preds)
     stats = [f(_resample_idx(rng, N, frac, strat)) for _ in range(n)]
-    return (float(est), *_interval(stats, alpha))
+    return (float(est), *_widen(*_interval(stats, alpha), float(est), N, alpha, frac))
 
+# %% ../nbs/02_analysis.ipynb #b6d0c3a5
 HEADLINE_METRICS = ('accuracy', 'balanced_accuracy', 'macro_precision', 'macro_recall', 'macro_f1',
                     'weighted_precision', 'weighted_recall', 'weighted_f1', 'top{k}_accuracy',
                     'precision', 'recall', 'f1', 'roc_auc', 'average_precision')
@@ -311,8 +349,10 @@ _BINARY_ONLY = ('precision', 'recall', 'f1', 'roc_auc', 'average_precision')
 def metrics_table(preds: pd.DataFrame, ci: bool = True, n: int = 1000, seed: int = 0, alpha: float = 0.05,
                   frac: float = 1.0, k: int = 2, pos_class: str | None = None, target_col: str | None = None,
                   metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """Headline metrics (rows) with `estimate` and, if `ci`, a bootstrap `lo`/`hi` interval; all metrics are
-    computed on the same `n` resamples. Binary tasks add the positive class's precision / recall / F1, ROC-AUC and AP."""
+    """Headline metrics (rows) with `estimate` and, if `ci`, a 1-`alpha` `lo`/`hi` interval chosen as in `bootstrap_ci`:
+    Wilson for the proportions, else percentile bootstrap, all bootstrapped metrics on the same `n` resamples, never of
+    zero width for a 0-1 metric. `attrs['ci_method']` names each row's interval. Binary tasks add the positive class's
+    precision / recall / F1, ROC-AUC and AP."""
     y, p, P, classes = _arrays(preds, target_col); C = len(classes)
     pos = classes.index(positive_class(classes, pos_class)) if C == 2 else None
     names = [m.format(k=k) for m in (metrics or HEADLINE_METRICS)]
@@ -323,15 +363,22 @@ def metrics_table(preds: pd.DataFrame, ci: bool = True, n: int = 1000, seed: int
     df = pd.DataFrame({'estimate': [full[m] for m in names]}, index=pd.Index(names, name='metric'))
     if ci:
         rng = np.random.default_rng(seed); N = len(y)
+        trials = {m: _trials(y, p, pos, m) for m in names}
+        bn = [m for m in names if trials[m] is None]        # bootstrapped metrics
+        bs = any(m in bn for m in ('roc_auc', 'average_precision'))
         boot = []
-        for _ in range(n):
+        for _ in range(n if bn else 0):
             ix = _resample_idx(rng, N, frac, None)
-            s = _scores(y[ix], p[ix], None if P is None else P[ix], C, k, pos)
-            boot.append([s[m] for m in names])
-        boot = np.array(boot, dtype=float)
-        iv = [_interval(boot[:, j], alpha) for j in range(len(names))]
+            s = _scores(y[ix], p[ix], None if P is None else P[ix], C, k, pos, binary_scores=bs)
+            boot.append([s[m] for m in bn])
+        boot = np.array(boot, dtype=float).reshape(-1, len(bn))
+        iv, how = [], {}
+        for m in names:
+            if trials[m] is not None: iv.append(_rate_ci(full[m], trials[m], alpha, frac)); how[m] = 'wilson'; continue
+            b = _interval(boot[:, bn.index(m)], alpha); w = _widen(*b, full[m], N, alpha, frac)
+            iv.append(w); how[m] = 'bootstrap, widened to wilson' if w[0] < b[0] or w[1] > b[1] else 'bootstrap'
         df['lo'] = [a for a, b in iv]; df['hi'] = [b for a, b in iv]
-    df.attrs.update(n=int(len(y)), n_boot=n if ci else 0, alpha=alpha, frac=frac)
+    df.attrs.update(n=int(len(y)), n_boot=n if ci else 0, alpha=alpha, frac=frac, **({'ci_method': how} if ci else {}))
     return df
 
 # %% ../nbs/02_analysis.ipynb #241dd21f
@@ -389,7 +436,7 @@ def _binary(preds, pos_class, target_col, need_target=True):
 def binary_threshold(valid_preds: pd.DataFrame, goal: str = 'balanced_accuracy', target_fpr: float = 0.05,
                      pos_class: str | None = None, target_col: str | None = None) -> float:
     """Threshold t on p(pos_class) (predict positive when p >= t) chosen on validation predictions:
-    goal 'balanced_accuracy' or 'f1' (best value, ties -> t nearest 0.5), or 'fpr' (lowest t with FPR <= target_fpr;
+    goal 'balanced_accuracy' or 'f1' (`artnb.calibration.choose_binary_threshold`: best value, midpoints between scores, ties -> t nearest 0.5), or 'fpr' (lowest t with FPR <= target_fpr;
     `inf` when even the highest score gives too many false positives)."""
     from sklearn import metrics as skm
     s, y, pos, neg = _binary(valid_preds, pos_class, target_col)
@@ -398,14 +445,8 @@ def binary_threshold(valid_preds: pd.DataFrame, goal: str = 'balanced_accuracy',
     if goal == 'fpr':
         ok = np.flatnonzero(fpr <= target_fpr)
         return float(thr[ok[-1]])
-    cand = thr[np.isfinite(thr)]
-    if goal == 'balanced_accuracy':
-        score = (tpr + 1 - fpr)[np.isfinite(thr)] / 2
-    elif goal == 'f1':
-        score = np.array([skm.f1_score(y, (s >= t).astype(int), zero_division=0) for t in cand])
-    else: raise ValueError("goal must be 'balanced_accuracy', 'f1' or 'fpr'")
-    best = np.flatnonzero(np.isclose(score, score.max()))
-    return float(cand[best[np.argmin(np.abs(cand[best] - 0.5))]])
+    if goal not in ('balanced_accuracy', 'f1'): raise ValueError("goal must be 'balanced_accuracy', 'f1' or 'fpr'")
+    return choose_binary_threshold(s, y, goal)   # the one threshold choice (artnb.calibration)
 
 def apply_threshold(preds: pd.DataFrame, t: float, pos_class: str | None = None, target_col: str | None = None) -> pd.DataFrame:
     "Copy of a binary predictions table with `pred` (and `correct`) set by p(pos_class) >= t."
@@ -502,8 +543,8 @@ def plot_reliability(preds: pd.DataFrame, n_bins: int = 15, out_dir=None, name: 
     return finish_figure(fig, f'{title}: ECE={e:.3f} (n={len(preds)})', data_kind, caption, out_dir, name)
 
 def plot_metrics_ci(table: pd.DataFrame, out_dir=None, name: str = 'metrics_ci', data_kind: str | None = None,
-                    caption: str | None = None, title: str = 'Metrics with bootstrap 95% CI'):
-    "Dot-and-whisker plot of a `metrics_table`."
+                    caption: str | None = None, title: str = 'Metrics with 95% CI'):
+    "Dot-and-whisker plot of a `metrics_table` (estimate and its `lo`-`hi` interval)."
     fig, ax = plt.subplots(figsize=(5, 0.35 * len(table) + 1.2))
     yy = np.arange(len(table))[::-1]
     ax.plot(table.estimate, yy, 'o', color='tab:blue')
@@ -515,31 +556,6 @@ def plot_metrics_ci(table: pd.DataFrame, out_dir=None, name: str = 'metrics_ci',
 # %% ../nbs/02_analysis.ipynb #cdd7a7ce
 METRICS_SCHEMA = 'artnb.metrics/1'
 _METRICS_KEYS = ('schema', 'notebook', 'paper', 'data', 'params', 'results', 'paper_reported', 'artnb_version', 'created')
-
-def to_jsonable(o):
-    "Plain-JSON copy of `o`: numpy/pandas -> Python, NaN/inf -> None, Path -> str, DataFrame -> list of records."
-    if isinstance(o, dict): return {str(k): to_jsonable(v) for k, v in o.items()}
-    if isinstance(o, pd.DataFrame):
-        return to_jsonable(o.reset_index().to_dict('records') if o.index.name or not isinstance(o.index, pd.RangeIndex)
-                           else o.to_dict('records'))
-    if isinstance(o, pd.Series): return to_jsonable(o.to_dict())
-    if isinstance(o, (list, tuple, set)): return [to_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray): return to_jsonable(o.tolist())
-    if isinstance(o, (np.bool_, bool)): return bool(o)
-    if isinstance(o, (np.integer, int)): return int(o)
-    if isinstance(o, (np.floating, float)):
-        return float(o) if math.isfinite(float(o)) else None
-    if o is None or isinstance(o, str): return o
-    if isinstance(o, Path): return str(o)
-    if isinstance(o, (datetime.datetime, datetime.date, pd.Timestamp)): return o.isoformat()
-    if hasattr(o, 'tolist') and callable(o.tolist):   # torch tensors and other array types
-        try: return to_jsonable(o.tolist())
-        except Exception: pass
-    if hasattr(o, 'item') and callable(o.item):
-        try: return to_jsonable(o.item())
-        except Exception: pass
-    if o is pd.NA or o is pd.NaT: return None
-    return str(o)
 
 def validate_metrics(d) -> dict:
     "Check a metrics dict against `artnb.metrics/1`; raises ValueError listing every problem, else returns `d`."

@@ -26,8 +26,8 @@ from .core import ArtImage
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'IMAGE_EXTS', 'ARTBENCH_STYLES', 'WIKIART_STYLES', 'ITEM_COLS', 'SPLIT_NAMES', 'META_EXTS',
-           'AI_SOURCE_WORDS', 'HUMAN_SOURCE_WORDS', 'SCANNERS', 'AUG_PRESETS', 'TASKS', 'RESIZE_METHODS', 'has_files',
-           'unwrap_root', 'resolve_layout', 'detect_layout', 'scan_best_artworks', 'scan_ai_artbench',
+           'AI_SOURCE_WORDS', 'HUMAN_SOURCE_WORDS', 'SCANNERS', 'AUG_PRESETS', 'TASKS', 'RESIZE_METHODS', 'norm_name',
+           'has_files', 'unwrap_root', 'resolve_layout', 'detect_layout', 'scan_best_artworks', 'scan_ai_artbench',
            'scan_artbench10', 'scan_wikiart', 'scan_monet', 'scan_sources', 'scan_folder', 'scan_csv', 'scan',
            'split_items', 'shear_mat', 'vflip_mat', 'Shear', 'VFlip', 'ColorJitter', 'gaussian_blur', 'NoiseBlur',
            'ToGrayscale', 'aug_tfms', 'DataConfig', 'data_kind_of', 'task_labels', 'art_dls', 'items_dl']
@@ -80,7 +80,7 @@ def _files(d, recursive=True):
         res += [Path(dp)/n for n in fns if not _hidden(Path(n))]
     return sorted(res)
 
-def _norm(s):
+def norm_name(s):
     "Lower-case ASCII form of a name with `_`/`-`/spaces collapsed (for matching artist and style names)"
     s = unicodedata.normalize('NFKD', str(s)).encode('ascii', 'ignore').decode()
     return re.sub(r'[\s_\-]+', ' ', s).strip().lower()
@@ -111,8 +111,8 @@ def has_files(d):
     return False
 
 def _looks_wikiart(root, dirs):
-    styles = {_norm(s) for s in WIKIART_STYLES}
-    if sum(_norm(d.name) in styles for d in dirs) < max(1, len(dirs) / 2): return False
+    styles = {norm_name(s) for s in WIKIART_STYLES}
+    if sum(norm_name(d.name) in styles for d in dirs) < max(1, len(dirs) / 2): return False
     names = [f.stem for d in dirs[:10] for f in _files(d, recursive=False)[:5]]
     return bool(names) and sum(bool(re.match(r'^[a-z0-9]+(?:-[a-z0-9]+)*_', n)) for n in names) >= len(names) / 2
 
@@ -190,10 +190,11 @@ def _row(path, label, source, split='', artist='', style='', is_ai=False):
 
 def _frame(rows, layout, root):
     "Items DataFrame from `rows` with the standard columns, `synthetic` set from ROOT/SYNTHETIC.json"
-    df = pd.DataFrame(rows, columns=ITEM_COLS[:7])
+    extra = ['group'] if rows and 'group' in rows[0] else []   # a CSV's group column (images that must share a split)
+    df = pd.DataFrame(rows, columns=ITEM_COLS[:7] + extra)
     df['synthetic'] = _read_synthetic(root) is not None
     df['layout'] = layout
-    for c in ['path', 'label', 'source', 'split', 'artist', 'style', 'layout']: df[c] = df[c].fillna('').astype(str)
+    for c in ['path', 'label', 'source', 'split', 'artist', 'style', 'layout'] + extra: df[c] = df[c].fillna('').astype(str)
     df['is_ai'] = df['is_ai'].astype(bool)
     return df.sort_values('path', ignore_index=True)
 
@@ -205,7 +206,7 @@ def _split_of(rel_parts):
 
 def _artist_name(folder, known):
     "Artist name for a best-artworks folder like 'Claude_Monet', matched to artists.csv names in `known` when possible"
-    n = _norm(folder)
+    n = norm_name(folder)
     if n in known: return known[n]
     close = difflib.get_close_matches(n, list(known), n=1, cutoff=0.8)
     return known[close[0]] if close else folder.replace('_', ' ')
@@ -218,7 +219,7 @@ def scan_best_artworks(root, use_resized=False):
     if (root/'artists.csv').is_file():
         a = pd.read_csv(root/'artists.csv')
         for name, genre in zip(a['name'], a.get('genre', pd.Series([''] * len(a)))):
-            known[_norm(name)] = str(name); genres[str(name)] = '' if pd.isna(genre) else str(genre)
+            known[norm_name(name)] = str(name); genres[str(name)] = '' if pd.isna(genre) else str(genre)
     img_root = root/'images'/'images'
     if not img_root.is_dir() and (root/'images').is_dir(): img_root = root/'images'
     rows = []
@@ -341,7 +342,7 @@ def _read_items_csv(path):
         raise ValueError(f"{path} is not a readable CSV ({str(e).strip().splitlines()[-1][:200]})") from None
 
 def scan_csv(path):
-    "Items from a CSV with columns path,label[,source][,split][,artist][,style][,is_ai]; relative paths from the CSV's folder"
+    "Items from a CSV with columns path,label[,source][,split][,artist][,style][,is_ai][,group]; relative paths from the CSV's folder"
     path = Path(path)
     if path.is_dir():
         cands = [path/n for n in ('items.csv', 'labels.csv') if (path/n).is_file()]
@@ -371,6 +372,10 @@ def scan_csv(path):
         seen[key] = label
         rows.append(_row(full, label, r.get('source') or 'csv', SPLIT_NAMES.get(split, ''), r.get('artist', ''),
                          r.get('style', ''), _as_bool(r.get('is_ai', False))))
+        if 'group' in df.columns:   # kept: crops of one painting, one sitter, one artist ... stay on one side of every split
+            g = str(r.get('group') or '').strip()
+            if _CTRL.search(g): raise ValueError(f"{where} ({p}): group {r['group']!r} holds control characters")
+            rows[-1]['group'] = g or rows[-1]['path']   # no group given: the image is a group of its own
     return _frame(rows, 'csv', path.parent)
 
 SCANNERS = {'best-artworks': scan_best_artworks, 'ai-artbench': scan_ai_artbench, 'artbench10': scan_artbench10,
@@ -407,7 +412,16 @@ def _alloc(n, ratios):
 
 def _stable_int(s): return int(hashlib.md5(str(s).encode()).hexdigest()[:8], 16)
 
-def _strat_assign(df, names, ratios, seed, stratify):
+def _group_assign(df, names, ratios, seed, stratify, group_col):
+    "Splits assigned to whole groups (stratified by each group's most common `stratify` value), then copied to their rows"
+    g = df[group_col].astype(str).where(df[group_col].astype(str) != '', df['path'])
+    lab = df[stratify].astype(str) if stratify else pd.Series('all', index=df.index)
+    gdf = pd.DataFrame({'path': g, 'key': lab}).groupby('path')['key'].agg(lambda v: v.value_counts().index[0]).reset_index()
+    gs = _strat_assign(gdf, names, ratios, seed, 'key')
+    return g.map(dict(zip(gdf['path'], gs)))
+
+def _strat_assign(df, names, ratios, seed, stratify, group_col=None):
+    if group_col: return _group_assign(df, names, ratios, seed, stratify, group_col)
     out = pd.Series('', index=df.index, dtype=object)
     keys = df[stratify].astype(str) if stratify else pd.Series('all', index=df.index)
     small = []
@@ -421,13 +435,14 @@ def _strat_assign(df, names, ratios, seed, stratify):
     if small: print(f"split_items: too few images for every split in {len(small)} class(es): {', '.join(small[:10])}")
     return out
 
-def split_items(items, ratios=(0.7, 0.2, 0.1), seed=42, stratify='label', keep_given=True) -> pd.DataFrame:
-    "Copy of `items` with `split` filled ('train'/'valid'/'test'), seeded and stratified; a given split is kept"
+def split_items(items, ratios=(0.7, 0.2, 0.1), seed=42, stratify='label', keep_given=True, group_col='group') -> pd.DataFrame:
+    "Copy of `items` with `split` filled ('train'/'valid'/'test'), seeded and stratified; whole groups when `items` has a `group_col` column; a given split is kept"
     ratios = tuple(float(r) for r in ratios)
     if len(ratios) not in (2, 3) or min(ratios) < 0 or abs(sum(ratios) - 1) > 1e-6 or ratios[0] <= 0:
         raise ValueError(f"ratios must be 2 or 3 non-negative numbers summing to 1 with train > 0, e.g. (0.7, 0.2, 0.1); got {ratios}")
     if stratify and stratify not in items: raise ValueError(f"no column {stratify!r} to stratify on (use stratify=None)")
     names = np.array(['train', 'valid', 'test'][:len(ratios)])
+    gc = group_col if group_col and group_col in items and items[group_col].astype(str).str.len().gt(0).any() else None
     df = items.copy()
     given = (df['split'] if 'split' in df else pd.Series('', index=df.index)).fillna('').astype(str).str.lower().map(
         lambda s: SPLIT_NAMES.get(s, ''))
@@ -435,10 +450,10 @@ def split_items(items, ratios=(0.7, 0.2, 0.1), seed=42, stratify='label', keep_g
         if not (given == 'valid').any() and (given == 'train').any() and ratios[1] > 0:
             tr = given == 'train'
             f = ratios[1] / (ratios[0] + ratios[1])
-            given[tr] = _strat_assign(df[tr], names[:2], (1 - f, f), seed, stratify)
+            given[tr] = _strat_assign(df[tr], names[:2], (1 - f, f), seed, stratify, gc)
         free = given == ''
-        if free.any(): given[free] = _strat_assign(df[free], names, ratios, seed, stratify)
-    else: given = _strat_assign(df, names, ratios, seed, stratify)
+        if free.any(): given[free] = _strat_assign(df[free], names, ratios, seed, stratify, gc)
+    else: given = _strat_assign(df, names, ratios, seed, stratify, gc)
     df['split'] = given.values
     return df
 
@@ -596,9 +611,9 @@ def data_kind_of(items) -> str:
 def _target_mask(items, target, label_col='label'):
     "(human items whose artist or label matches `target` ignoring case, spaces and underscores, artist column)"
     if target is None: raise ValueError("task='binary' needs target=<artist or label>, e.g. target='Claude Monet'")
-    t = _norm(target)
+    t = norm_name(target)
     artist = items['artist'].astype(str) if 'artist' in items else pd.Series('', index=items.index)
-    pos = (artist.map(_norm) == t) | (items[label_col].astype(str).map(_norm) == t)
+    pos = (artist.map(norm_name) == t) | (items[label_col].astype(str).map(norm_name) == t)
     if 'is_ai' in items: pos &= ~items['is_ai'].astype(bool)
     return pos, artist
 

@@ -10,38 +10,19 @@ from __future__ import annotations
 import json, os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
-from fastcore.script import call_parse, CliError
+from fastcore.script import call_parse, CliError, is_cli
+from .hub import model_folder   # the one model-folder check (light: no torch)
 # ipywidgets, artnb.analysis, artnb.learner and artnb.widgets (fastai, torch: seconds to import) are imported
 # inside the functions that need them, so `artnb-demo` checks its options and starts Voila at once.
 
 # %% auto #0
-__all__ = ['PICKLE_SUFFIXES', 'SAFE_HOWTO', 'APP_ENV', 'model_folder', 'open_model', 'find_models', 'model_data_kind',
-           'model_label', 'DemoApp', 'resolve_models', 'app_env', 'app_from_env', 'write_app_notebook', 'voila_command',
-           'demo_cli']
+__all__ = ['SAFE_HOWTO', 'APP_ENV', 'open_model', 'find_models', 'model_data_kind', 'model_label', 'DemoApp', 'resolve_models',
+           'app_env', 'app_from_env', 'write_app_notebook', 'voila_command', 'demo_cli']
 
 # %% ../nbs/02d_demo_app.ipynb #49bbf8eb
-PICKLE_SUFFIXES = ('.pkl', '.pickle', '.pt', '.pth', '.bin', '.joblib')
-SAFE_HOWTO = ("In the session that trained the model, run `artnb.learner.save_model(learn, 'models/x')` (a Learner "
+SAFE_HOWTO = ("In the session that trained the model, run `artnb.inference.save_model(learn, 'models/x')` (a Learner "
               "made by artnb.learner.art_learner; it writes model.safetensors + config.json), then pass that folder: "
               "`artnb-demo --model-dir models/x` (or `-p model_dir models/x` to nbs/08_demo.ipynb).")
-
-def model_folder(path) -> Path:
-    "The save_model folder `path` names (a folder, or its config.json / model.safetensors); pickles and other files are refused."
-    p = Path(os.path.expanduser(str(path)))
-    if p.is_file() and p.name in ('config.json', 'model.safetensors'): p = p.parent
-    if p.is_file():
-        if p.suffix.lower() in ('.pkl', '.pickle'):
-            raise ValueError(f"{p.name} is a pickle (fastai `learn.export()` writes one). Unpickling runs whatever code "
-                             f"the file holds, so this demo never opens .pkl files. {SAFE_HOWTO}")
-        raise ValueError(f"{p.name} is a single file; the demo needs a save_model folder (config.json + "
-                         f"model.safetensors). {SAFE_HOWTO}")
-    if not p.exists(): raise FileNotFoundError(f"model folder {str(p)!r} does not exist")
-    if not (p / 'config.json').exists():
-        found = sorted(f.name for f in p.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES)
-        why = (f"it holds {found}, pickled model file(s) this demo refuses to open (unpickling runs arbitrary code)"
-               if found else "it has no config.json")
-        raise ValueError(f"{p} is not a save_model folder: {why}. {SAFE_HOWTO}")
-    return p
 
 def open_model(path, device='cpu'):
     "A `Predictor` for the save_model folder `path` (see `model_folder` for what is refused)."
@@ -158,13 +139,17 @@ def voila_command(notebook, port: int = 8866, ip: str = '127.0.0.1') -> list:
 
 # %% ../nbs/02d_demo_app.ipynb #9ab91416
 @call_parse
-def demo_cli(model_dir:str=None, # one folder written by artnb.learner.save_model
+def demo_cli(model_dir:str=None, # one folder written by artnb.inference.save_model
              models_dir:str=None, # a folder of such folders, all offered in the drop-down
              port:int=8866, # port to serve on
              ip:str='127.0.0.1', # address to listen on (loopback: this machine only)
              dry_run:bool=False, # print the Voila command and stop
             ):
     "Serve the demo as a web app with Voila: model drop-down, upload, one row per painting (no code shown)"
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:   # a usage error (exit 2), before any model is read
+        msg = f"artnb-demo: --port must be an integer from 1 to 65535, got {port!r}"
+        if not is_cli(demo_cli): raise ValueError(msg)
+        print(msg, file=sys.stderr); return 2
     try: paths, root = resolve_models(model_dir, models_dir)
     except (ValueError, FileNotFoundError) as e: raise CliError(f"artnb-demo: {e}")
     folder = Path(tempfile.mkdtemp(prefix='artnb-demo-'))

@@ -12,15 +12,15 @@ import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 import torch
 from fastprogress.fastprogress import progress_bar
-from .core import load_rgb, BadImage, UsageError, check_number, one_line, write_csv_atomic
+from .core import load_rgb, BadImage, UsageError, check_number, check_output, one_line, write_csv_atomic
 from .data import scan, data_kind_of
 from .inference import load_model, model_labels, open_set_report, Predictor, NONE_LABEL
 from .analysis import (metrics_table, confusion, reliability, plot_confusion, plot_reliability, plot_extended_confusion,
     plot_robustness, save_metrics, perturb, PERTURB_LEVELS)
 
 # %% auto #0
-__all__ = ['EVAL_SPLITS', 'ROBUSTNESS_KINDS', 'select_items', 'predict_items', 'per_source_table', 'robustness_table',
-           'evaluate_model', 'eval_main']
+__all__ = ['EVAL_SPLITS', 'ROBUSTNESS_KINDS', 'EVAL_OUTPUTS', 'select_items', 'predict_items', 'per_source_table',
+           'robustness_table', 'score_items', 'evaluate_model', 'eval_main']
 
 # %% ../nbs/02e_evaluate.ipynb #a515bd64
 EVAL_SPLITS = ('train', 'valid', 'test', 'all')
@@ -121,16 +121,16 @@ def robustness_table(pred:Predictor, preds:pd.DataFrame, kinds=ROBUSTNESS_KINDS,
     return pd.DataFrame(rows)
 
 # %% ../nbs/02e_evaluate.ipynb #f8afccf6
+EVAL_OUTPUTS = ('metrics.json', 'predictions.csv', 'confusion.png', 'reliability.png', 'per_source.csv', 'per_source.png',
+                'robustness.csv', 'robustness.png')   # what `evaluate_model` may write into its `out` folder
+
 def _check_eval_args(model_dir, data, out, split, bs):
     "(Predictor, items) or `UsageError` (exit 2) for anything wrong with the arguments, before any image is read"
     check_number('--bs', bs, 1, 4096)
     if split not in EVAL_SPLITS: raise UsageError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     if not isinstance(data, pd.DataFrame) and not os.path.exists(data): raise UsageError(f"DATA {data} does not exist: give a dataset folder or an items CSV")
-    if out is not None:
-        o = Path(out)
-        if o.exists() and not o.is_dir(): raise UsageError(f"--out {o} is a file: give a folder")
-        if not o.exists() and not o.parent.is_dir(): raise UsageError(f"--out {o}: the folder {o.parent} does not exist")
-        if not os.access(o if o.exists() else o.parent, os.W_OK | os.X_OK): raise UsageError(f"--out {o} is not writable")
+    if out is not None:   # never the model folder or a place where a written file would replace the data
+        check_output(out, inputs=[] if isinstance(data, pd.DataFrame) else [data], kind='dir', models=[model_dir], writes=EVAL_OUTPUTS)
     try: pred = load_model(model_dir)
     except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
     return pred, _data_items(data)
@@ -141,25 +141,30 @@ def _eval_kind(pred:Predictor, items:pd.DataFrame) -> tuple:
     if k == 'synthetic' or pred.config.data_kind == 'synthetic': return 'synthetic', k
     return ('real', k) if k == 'real' else ('synthetic', k)   # mixed or unknown images: labelled conservatively
 
+def score_items(pred:Predictor, rows:pd.DataFrame, bs:int=32, n_boot:int=1000, progress:bool=False) -> tuple:
+    "(all predictions, readable ones, their `metrics_table`) of `pred` with its stored decision rule on `rows` (from `select_items`): what `artnb-eval` reports and what `artnb-train` writes into the card"
+    preds = predict_items(pred, rows, bs=bs, progress=progress)
+    ok = preds[preds['error'] == ''].reset_index(drop=True)
+    ok.attrs['classes'] = list(pred.classes)
+    pos = pred.classes[pred.pos_index] if pred.pos_index is not None else None
+    tab = metrics_table(ok, n=n_boot, pos_class=pos) if len(ok) else None
+    return preds, ok, tab
+
 def evaluate_model(model_dir, data, out=None, split:str='test', robustness:bool=False, bs:int=32, n_boot:int=1000,
                    progress:bool=False) -> dict:
     "Evaluate the `save_model` folder `model_dir` on `data` (a dataset folder, an items CSV or an items DataFrame); write metrics.json + figures to `out` (None: nothing written) and return the results"
     pred, items = _check_eval_args(model_dir, data, out, split, bs)
     rows, notes = select_items(pred, items, split)
     kind, kind_detail = _eval_kind(pred, rows)
-    preds = predict_items(pred, rows, bs=bs, progress=progress)
+    preds, ok, tab = score_items(pred, rows, bs=bs, n_boot=n_boot, progress=progress)
     bad = preds[preds['error'] != '']
     unreadable = [dict(file=str(p), reason=r) for p, r in zip(bad['path'], bad['error'])]
-    ok = preds[preds['error'] == ''].reset_index(drop=True)
-    ok.attrs['classes'] = list(pred.classes)
     cfg = pred.config
     res = dict(model=str(model_dir), classes=list(pred.classes), split=notes['split'], n=int(len(ok)), n_items=notes['n_items'],
                skipped=notes['skipped'], unreadable=unreadable, temperature=pred.temperature, threshold=pred.threshold,
                threshold_kind=pred.threshold_kind if pred.threshold is not None else None, data_kind_detail=kind_detail)
     files = {}
     if len(ok):
-        pos = pred.classes[pred.pos_index] if pred.pos_index is not None else None
-        tab = metrics_table(ok, n=n_boot, pos_class=pos)
         res.update(metrics={m: dict(estimate=r['estimate'], lo=r['lo'], hi=r['hi']) for m, r in tab.iterrows()}, ci=0.95, n_boot=n_boot,
                    accuracy=float(tab.loc['accuracy', 'estimate']), small_sample=bool(len(ok) < 30))
         cm = confusion(ok)

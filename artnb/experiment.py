@@ -21,17 +21,21 @@ from fastai.vision.all import RandTransform
 from .data import scan, split_items, detect_layout, task_labels, LAYOUTS, AUG_PRESETS, RESIZE_METHODS
 from .validate import validate, report, leakage_report, drop_leaks
 from .learner import arch_source, body_features
-from .analysis import predictions, metrics_table, binary_threshold, apply_threshold, to_jsonable, load_metrics, save_fig
+from .analysis import (predictions, metrics_table, binary_threshold, apply_threshold, load_metrics, save_fig,
+    pred_classes, truth_column, positive_class)
+from .calibration import fit_decision_rule
+from .core import to_jsonable
 from .recipes import probe_predictions, fit_artnb, kfold_splits, probs_table
 from . import synth_data
 
 
 # %% auto #0
 __all__ = ['RECIPE_NAMES', 'PARAM_RULES', 'repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data',
-           'data_summary', 'timed', 'paper_comparison', 'results_markdown', 'ParamError', 'coerce_param',
-           'notebook_params', 'check_params', 'work_dir', 'cleanup_work_dirs', 'history', 'curve_table',
-           'plot_learning_curves', 'collapse_warning', 'Run', 'flatten_metrics', 'run_recipe', 'CVRun', 'metric_of',
-           'compare_runs', 'probe_verdict', 'small_sample_note', 'runs_results', 'plot_compare', 'model_structure']
+           'selection_metric', 'valid_score', 'group_note', 'data_summary', 'timed', 'paper_comparison',
+           'results_markdown', 'ParamError', 'coerce_param', 'notebook_params', 'check_params', 'work_dir',
+           'cleanup_work_dirs', 'history', 'curve_table', 'plot_learning_curves', 'collapse_warning', 'Run',
+           'flatten_metrics', 'run_recipe', 'decision_threshold', 'CVRun', 'metric_of', 'compare_runs', 'probe_verdict',
+           'small_sample_note', 'runs_results', 'plot_compare', 'model_structure']
 
 # %% ../nbs/02b_experiment.ipynb #028dee65
 def repo_root(start=None) -> Path | None:
@@ -74,8 +78,8 @@ def synthetic_root(layout:str, n_per_class:int=30, size:int=128, seed:int=42, **
 # %% ../nbs/02b_experiment.ipynb #5fef902a
 def experiment_data(data_path=None, layout=None, synth_layout:str='folder', n_per_class:int=30, synth_size:int=128,
                     seed:int=42, ratios=(0.7, 0.2, 0.1), synth_kw:dict|None=None, remove_leaks:bool=True,
-                    verbose:bool=True) -> SimpleNamespace:
-    "Validated, split items for an experiment: `.items`, `.bad`, `.leaks`, `.kind`, `.root`, `.layout`, `.data_path`, `.summary`"
+                    verbose:bool=True, group_by:str|None=None) -> SimpleNamespace:
+    "Validated, split items for an experiment: `.items`, `.bad`, `.leaks`, `.kind`, `.root`, `.layout`, `.data_path`, `.summary`; `group_by` names a column whose values must never straddle a split (copied to `group`; a CSV's own `group` column is used by default)"
     if data_path is None or str(data_path).strip() in ('', 'None'):
         root = synthetic_root(synth_layout, n_per_class=n_per_class, size=synth_size, seed=seed, **(synth_kw or {}))
         layout = layout or synth_layout
@@ -88,7 +92,11 @@ def experiment_data(data_path=None, layout=None, synth_layout:str='folder', n_pe
     good, bad = validate(items, verbose=False)
     if not len(good): raise ValueError(f"no valid images under {root} ({len(bad)} bad files)")
     shipped = bool((good['split'] != '').any())   # the dataset's own split, which split_items keeps
+    if group_by:
+        if group_by not in good: raise ValueError(f"group_by {group_by!r}: the items have no such column (they have {', '.join(good.columns[:12])})")
+        good = good.assign(group=good[group_by].astype(str))
     good = split_items(good, ratios=ratios, seed=seed)
+    if verbose and 'group' in good: print(group_note(good))
     leaks = leakage_report(good)
     kind = 'synthetic' if good['synthetic'].any() else 'real'
     if verbose: report(good, bad, leaks=leaks)
@@ -100,6 +108,23 @@ def experiment_data(data_path=None, layout=None, synth_layout:str='folder', n_pe
     return SimpleNamespace(items=good.reset_index(drop=True), bad=bad, leaks=leaks, kind=kind, root=root, layout=layout,
                            data_path=None if kind == 'synthetic' and data_path is None else str(root), summary=summary)
 
+def selection_metric(n_classes:int) -> str:
+    "The metric that chooses between models on validation data: balanced accuracy for a binary task (plain accuracy rewards the model that calls everything the majority class), macro-F1 for several classes"
+    return 'balanced_accuracy' if int(n_classes) == 2 else 'macro_f1'
+
+def valid_score(learn, items:pd.DataFrame, metric:str|None=None) -> float:
+    "`metric` (default: `selection_metric`) of `learn` on the validation rows of `items`"
+    vp = predictions(learn, items[items['split'] == 'valid'])
+    return float(metrics_table(vp, ci=False).loc[metric or selection_metric(len(vp.attrs['classes'])), 'estimate'])
+
+def group_note(items) -> str:
+    "One line on the items' groups: how many, and any group found in two splits (which would make the test numbers optimistic)"
+    g = items['group'].astype(str)
+    both = items.groupby(g)['split'].nunique()
+    both = sorted(both[both > 1].index)
+    return (f"groups: {g.nunique()} ({len(items)} images); images of one group share a split" if not both else
+            f"groups: {g.nunique()} ({len(items)} images); WARNING: {len(both)} group(s) in more than one split (the dataset's own split): {', '.join(both[:5])}")
+
 def data_summary(good, bad, root=None, layout=None, n_leaks_removed:int=0, max_bad:int=100) -> dict:
     "What was read, for metrics.json's `data`: layout, images used, duplicates dropped, every skipped file with its reason (first `max_bad`)"
     base = Path(root) if root is not None else None
@@ -108,7 +133,8 @@ def data_summary(good, bad, root=None, layout=None, n_leaks_removed:int=0, max_b
         try: return Path(p).resolve().relative_to(base.resolve()).as_posix() if base is not None else str(p)
         except ValueError: return str(p)
     kinds = bad['reason'].map(lambda r: str(r).split(' (')[0]).value_counts() if len(bad) else pd.Series(dtype=int)
-    return dict(layout=layout, n_images=int(len(good)), n_leaks_removed=int(n_leaks_removed), n_bad=int(len(bad)),
+    return dict(layout=layout, n_images=int(len(good)), n_groups=int(good['group'].nunique()) if 'group' in good else None,
+                n_leaks_removed=int(n_leaks_removed), n_bad=int(len(bad)),
                 bad_reasons={str(k): int(v) for k, v in kinds.items()},
                 bad_files=[dict(file=rel(p), reason=str(r)) for p, r in list(zip(bad['path'], bad['reason']))[:max_bad]])
 
@@ -441,6 +467,16 @@ def run_recipe(items:pd.DataFrame, recipe='artnb', *, arch:str='tf_efficientnet_
         return cv
     return _run_once(items, recipe, rname, name, eval_split=eval_split, **kw)
 
+def decision_threshold(valid_preds:pd.DataFrame, goal:str='balanced_accuracy') -> float:
+    "Binary threshold for a predictions table of the validation rows, by the one decision-rule fit (`artnb.calibration.fit_decision_rule`: 0.5 unless a tuned threshold wins out of fold); goal 'fpr' uses `binary_threshold`"
+    if goal == 'fpr': return binary_threshold(valid_preds, goal='fpr')
+    cls = pred_classes(valid_preds)
+    P = valid_preds[[f'prob_{c}' for c in cls]].to_numpy(np.float64)
+    y = valid_preds[truth_column(valid_preds)].astype(str).map({c: i for i, c in enumerate(cls)}).to_numpy()
+    rule = fit_decision_rule(np.log(np.clip(P, 1e-12, 1.)), y, cls, pos_index=cls.index(positive_class(cls)), temperature=False,
+                             threshold='binary', goal=goal)
+    return rule['threshold']
+
 def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, target, label_col, eval_split, threshold,
               tta, n_boot, boot_frac, seed, probe_kind, flip, metrics, keep_learner, verbose, **recipe_kw):
     ev = _eval_rows(items, eval_split)
@@ -467,7 +503,7 @@ def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, targe
             if threshold and preds.attrs.get('classes') and len(preds.attrs['classes']) == 2:
                 vp = predictions(learn, _eval_rows(items, 'valid'))
                 if vp['target'].nunique() == 2:
-                    thr = binary_threshold(vp, goal=threshold)
+                    thr = decision_threshold(vp, threshold)
                     preds = apply_threshold(preds, thr)
         if tta:
             P = _tta_preds(learn, preds)

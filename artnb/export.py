@@ -6,14 +6,15 @@ Docs: https://artnb.github.io/artnb/export.html.md"""
 
 # %% ../nbs/01d_export.ipynb #288be321
 from __future__ import annotations
-import copy, hashlib, json, os, time, warnings
+import copy, json, os, time, warnings
 from pathlib import Path
 import torch, torch.nn as nn
-from .core import UsageError, one_line
+from .core import UsageError, one_line, atomic_output, check_output
 from .inference import load_model, Predictor
+from .runtime import file_sha256, OnnxModel
 
 # %% auto #0
-__all__ = ['BinPool2d', 'exportable', 'file_sha256', 'OnnxModel', 'onnx_model', 'export_onnx', 'export_main']
+__all__ = ['BinPool2d', 'exportable', 'export_onnx', 'export_main']
 
 # %% ../nbs/01d_export.ipynb #e961caa2
 def _bins(n:int, o:int) -> list:
@@ -46,47 +47,6 @@ def exportable(model:nn.Module, size) -> nn.Module:
         setattr(parent, n.rpartition('.')[2], BinPool2d(out, seen[n], 'max' if isinstance(mod, nn.AdaptiveMaxPool2d) else 'avg'))
     return m
 
-# %% ../nbs/01d_export.ipynb #f063f852
-def file_sha256(path, chunk:int=1 << 20) -> str:
-    "SHA-256 of a file's bytes"
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(chunk), b''): h.update(b)
-    return h.hexdigest()
-
-class OnnxModel:
-    "An onnxruntime session that `Predictor` calls like its PyTorch model: normalised float batch -> logits (CPU)"
-    def __init__(self, file, threads:int|None=None):
-        try: import onnxruntime as ort
-        except ImportError: raise UsageError("the ONNX backend needs onnxruntime: pip install 'artnb[onnx]'") from None
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads: so.intra_op_num_threads = int(threads)
-        self.file = Path(file)
-        self.session = ort.InferenceSession(str(self.file), so, providers=['CPUExecutionProvider'])
-        self.input = self.session.get_inputs()[0].name
-    def __call__(self, x) -> torch.Tensor:
-        x = x.detach().to('cpu', torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input: x})[0])
-    def to(self, *args, **kwargs): return self     # always on the CPU
-    def eval(self): return self
-    def parameters(self): return iter(())
-    def __repr__(self): return f"OnnxModel({self.file})"
-
-def onnx_model(path, config) -> OnnxModel:
-    "The `OnnxModel` of model folder `path`, after checking `onnx.json` says it was exported from the weights now there"
-    path = Path(path)
-    f, meta_f = path/'model.onnx', path/'onnx.json'
-    if not f.is_file(): raise FileNotFoundError(f"{path} has no model.onnx: run `artnb-export-onnx {path}` first")
-    try: meta = json.loads(meta_f.read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"{meta_f}: unreadable ({one_line(e)}): run `artnb-export-onnx {path}` again") from None
-    st = path/'model.safetensors'
-    if st.exists() and meta.get('weights_sha256') != file_sha256(st):
-        raise ValueError(f"{f} was exported from other weights than {st.name}: run `artnb-export-onnx {path}` again")
-    if list(meta.get('size', [])) != list(config.size):
-        raise ValueError(f"{f} takes {meta.get('size')} px inputs but config.json says {list(config.size)}")
-    return OnnxModel(f)
-
 # %% ../nbs/01d_export.ipynb #893fcfdc
 def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=(), seed:int=0, pred:Predictor|None=None) -> dict:
     "Write `model_dir/model.onnx` (+ `onnx.json`) from a saved model (`pred`: the folder already loaded on the CPU); check probabilities against PyTorch on random and `images` inputs"
@@ -97,9 +57,8 @@ def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(max(2, int(n_check)), 3, *size, generator=g)
     if len(images): x = torch.cat([x, pred.normalize(torch.stack([pred.preprocess(i) for i in images])).cpu()])
-    tmp = path/'.model.onnx.tmp'
     t0 = time.time()
-    try:
+    with atomic_output(path/'model.onnx') as tmp:   # renamed onto model.onnx only when the check below passes
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             torch.onnx.export(m, (x[:2],), str(tmp), input_names=['pixels'], output_names=['logits'], opset_version=int(opset),
@@ -110,15 +69,12 @@ def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=
         p_t, p_o = torch.softmax(lt / pred.temperature, -1), torch.softmax(lo / pred.temperature, -1)
         dp, dl = float((p_t - p_o).abs().max()), float((lt - lo).abs().max())
         if not dp <= atol: raise ValueError(f"ONNX probabilities differ from PyTorch's by {dp:.2e} (> {atol:g}): model.onnx not written")
-        os.replace(tmp, path/'model.onnx')
-    finally:
-        if tmp.exists(): tmp.unlink()
     import onnx
     meta = dict(format='artnb-onnx', input='pixels', output='logits', layout='NCHW float32, normalised: (x/255 - mean) / std',
                 size=list(size), opset=int(opset), weights_sha256=file_sha256(path/'model.safetensors'),
                 max_abs_diff_probs=dp, max_abs_diff_logits=dl, n_checked=int(len(x)), export_s=round(time.time() - t0, 2),
                 torch=torch.__version__, onnx=onnx.__version__, bytes=(path/'model.onnx').stat().st_size)
-    (path/'onnx.json').write_text(json.dumps(meta, indent=1))
+    with atomic_output(path/'onnx.json') as t: t.write_text(json.dumps(meta, indent=1))
     return meta
 
 # %% ../nbs/01d_export.ipynb #e8132199
@@ -126,6 +82,11 @@ def export_main(model_dir, opset:int=17, atol:float=1e-4) -> int:
     "What `artnb-export-onnx` does: 0 written and checked, 1 export or check failed"
     if not 7 <= int(opset) <= 21: raise UsageError(f"--opset must be between 7 and 21, got {opset}")
     if not 0 < float(atol) <= 1: raise UsageError(f"--atol must be in (0, 1], got {atol}")
+    if Path(model_dir).is_dir():   # the two files written: regular files (or new), never the weights or the config
+        ins = [Path(model_dir)/'model.safetensors', Path(model_dir)/'config.json']
+        try:
+            for name in ('model.onnx', 'onnx.json'): check_output(Path(model_dir)/name, inputs=ins, what='output')
+        except UsageError as e: raise UsageError(f"artnb-export-onnx: {e}") from None
     try: pred = load_model(model_dir, device='cpu')
     except (ValueError, OSError) as e: raise UsageError(f"artnb-export-onnx: model {model_dir}: {one_line(e)}") from None
     try: meta = export_onnx(model_dir, opset=opset, atol=atol, pred=pred)

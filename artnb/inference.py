@@ -1,4 +1,4 @@
-"""A trained model as a file you can ship and trust: the safe save format, `load_model`, the `Predictor` every prediction goes through, rejecting "none of these", S0's fused binary classifiers, and `artnb-predict`.
+"""A trained model as a file you can ship and trust: the safe save format, `load_model`, the `Predictor` every prediction goes through, rejecting "none of these" and calibration.
 
 Docs: https://artnb.github.io/artnb/inference.html.md"""
 
@@ -6,48 +6,43 @@ Docs: https://artnb.github.io/artnb/inference.html.md"""
 
 # %% ../nbs/01a_inference.ipynb #f8a17aac
 from __future__ import annotations
-import os, re, sys, json, math, stat, warnings
+import os, json, math, stat, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
-import yaml
-from scipy.optimize import minimize_scalar
 from fastcore.basics import noop
 from fastprogress.fastprogress import progress_bar
 with warnings.catch_warnings():   # keep `artnb-predict`'s stderr to its own messages
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
     from fastai.vision.all import Resize, RandomResizedCrop, PILImage, TensorImage, default_device
 import artnb
-from .core import (load_rgb, BadImage, UsageError, read_regular_file, check_writable, check_number,
-    write_csv_atomic, one_line)
-from .data import IMAGE_EXTS, ToGrayscale, NoiseBlur, task_labels
+from .core import load_rgb, BadImage, read_regular_file, check_number, one_line, to_jsonable
+from .data import ToGrayscale, NoiseBlur, task_labels, RESIZE_METHODS
 from .learner import (arch_source, HEADS, head_kwargs, create_body_and_stats, body_features, build_model,
     positive_index, ModelConfig)
-from .cam import CAM_METHODS, cam_overlays
-from .analysis import binary_threshold, to_jsonable
+from .calibration import NONE_LABEL, THRESHOLD_KINDS, decide, fit_decision_rule
+from .card import model_card
+from .hub import model_folder
+from .runtime import onnx_model   # onnxruntime itself is imported only when a model.onnx is opened
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'NONE_LABEL', 'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES',
-           'MAX_INPUT_SIDE', 'THRESHOLD_KINDS', 'TEMPERATURE_RANGE', 'Prediction', 'model_config', 'save_model',
-           'check_config', 'read_config', 'safetensors_header', 'load_state', 'hub_cache_dir', 'hub_model_folder',
-           'load_model', 'card_metrics', 'model_card', 'resize_tfm', 'Predictor', 'reject_threshold', 'open_set_report',
-           'model_labels', 'fit_temperature', 'calibrate', 'FusedBinary', 'set_reject_threshold', 'expand_paths',
-           'class_columns', 'predict_files', 'predict_main']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES', 'MAX_INPUT_SIDE',
+           'TEMPERATURE_RANGE', 'Prediction', 'model_config', 'save_model', 'check_config', 'read_config',
+           'safetensors_header', 'load_state', 'load_model', 'card_metrics', 'as_list', 'resize_tfm', 'Predictor',
+           'open_set_report', 'model_labels', 'calibrate']
 
 # %% ../nbs/01a_inference.ipynb #d4442326
 FORMAT = 'artnb-model'
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ('format', 'format_version', 'arch', 'head', 'head_kw', 'classes', 'single_logit',
                  'mean', 'std', 'size', 'resize')
-_RESIZE_METHODS = ('squish', 'pad', 'crop', 'random_resized_crop', 'none')
+_RESIZE_METHODS = (*RESIZE_METHODS, 'random_resized_crop', 'none')   # what a config may record: fastai's resize methods, the RRC validation crop, none
 _PAD_MODES = ('reflection', 'zeros', 'border')
-NONE_LABEL = 'none of these'
 MAX_MODEL_PARAMS = 150_000_000   # load_model's default budget (about 600 MB of float32 weights)
 MAX_CONFIG_BYTES = 2**20         # a config.json larger than this is refused unread
 MAX_CLASSES = 10_000
 MAX_INPUT_SIDE = 2048
-THRESHOLD_KINDS = ('binary', 'reject')
 TEMPERATURE_RANGE = (1e-3, 1e3)
 
 def model_config(learn, data_kind:str|None=None, metrics=None) -> dict:
@@ -161,8 +156,8 @@ def check_config(cfg:dict) -> dict:
 def _check_metrics(m) -> dict:
     "`m` if it is a valid `metrics` entry of a config (see `card_metrics`), else `ValueError`"
     if not isinstance(m, dict): raise ValueError("config.json metrics must be an object")
-    bad = set(m) - {'split', 'n', 'ci', 'values'}
-    if bad: raise ValueError(f"config.json metrics has unknown keys {sorted(map(str, bad))[:5]} (known: split, n, ci, values)")
+    bad = set(m) - {'split', 'n', 'ci', 'values', 'cv'}
+    if bad: raise ValueError(f"config.json metrics has unknown keys {sorted(map(str, bad))[:5]} (known: split, n, ci, values, cv)")
     if m.get('split') is not None and not (isinstance(m['split'], str) and len(m['split']) <= 100): raise ValueError("config.json metrics.split must be null or a short string")
     if m.get('n') is not None and not (_is_int(m['n']) and m['n'] >= 0): raise ValueError("config.json metrics.n must be null or a count (integer >= 0)")
     if m.get('ci') is not None and not (_is_num(m['ci']) and 0 < m['ci'] < 1): raise ValueError("config.json metrics.ci must be null or a level in (0, 1)")
@@ -171,6 +166,15 @@ def _check_metrics(m) -> dict:
     for k, e in v.items():
         if not (0 < len(k) <= 100 and isinstance(e, dict) and set(e) <= {'estimate', 'lo', 'hi'} and all(x is None or _is_num(x) for x in e.values())):
             raise ValueError(f"config.json metrics.values.{k[:40]} must be an object {{estimate, lo, hi}} of numbers or nulls")
+    cv = m.get('cv')
+    if cv is not None:   # a k-fold estimate: {folds, n, values: {name: {mean, sd}}}
+        cvv = cv.get('values', {}) if isinstance(cv, dict) else None
+        if not (isinstance(cv, dict) and set(cv) <= {'folds', 'n', 'values'} and _is_int(cv.get('folds')) and 2 <= cv['folds'] <= 1000
+                and (cv.get('n') is None or (_is_int(cv['n']) and cv['n'] >= 0)) and isinstance(cvv, dict) and len(cvv) <= 100):
+            raise ValueError("config.json metrics.cv must be an object {folds (2..1000), n (a count or null), values (at most 100 metrics)}")
+        for k, e in cvv.items():
+            if not (0 < len(k) <= 100 and isinstance(e, dict) and set(e) <= {'mean', 'sd'} and all(x is None or _is_num(x) for x in e.values())):
+                raise ValueError(f"config.json metrics.cv.values.{k[:40]} must be an object {{mean, sd}} of numbers or nulls")
     return m
 
 def _reject_constant(c): raise ValueError(f"config.json holds a non-finite number ({c})")
@@ -230,44 +234,12 @@ def load_state(path) -> dict:
     if (path/'model.pth').exists(): return torch.load(path/'model.pth', map_location='cpu', weights_only=True, mmap=True)
     raise FileNotFoundError(f"No model.safetensors (or model.pth) in {path}")
 
-def hub_cache_dir() -> Path:
-    "The local Hugging Face Hub cache: `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`"
-    if os.environ.get('HF_HUB_CACHE'): return Path(os.environ['HF_HUB_CACHE']).expanduser()
-    return Path(os.environ.get('HF_HOME') or '~/.cache/huggingface').expanduser()/'hub'
-
-def hub_model_folder(repo_id, revision:str='main') -> Path|None:
-    "The snapshot folder of Hub model `repo_id` ('owner/name') in the local cache, or None; never touches the network"
-    if not re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', str(repo_id)) or '..' in str(repo_id): return None
-    base = hub_cache_dir()/f"models--{str(repo_id).replace('/', '--')}"
-    snaps = base/'snapshots'
-    if not snaps.is_dir(): return None
-    ref = base/'refs'/revision
-    if ref.is_file() and (snaps/ref.read_text().strip()).is_dir(): return snaps/ref.read_text().strip()
-    if re.fullmatch(r'[0-9a-f]{7,40}', revision) and (snaps/revision).is_dir(): return snaps/revision
-    found = sorted((d for d in snaps.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
-    return found[-1] if found else None
-
-def _model_folder(path) -> Path:
-    "`path` if it is a save_model folder (or a Hub model id 'owner/name' found in the local Hub cache), else `FileNotFoundError` saying what is there instead"
-    if not Path(path).exists() and (hub := hub_model_folder(path)) is not None: path = hub
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"{path} does not exist: give the folder save_model wrote (or a Hub model id in {hub_cache_dir()})")
-    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder: give the folder save_model wrote (config.json + model.safetensors)")
-    if not (path/'config.json').exists():
-        pk = sorted(p.name for p in path.iterdir() if p.suffix in ('.pkl', '.pickle', '.pt', '.bin'))
-        hint = f" (found {', '.join(pk[:3])}: pickles are never loaded; re-export with save_model)" if pk else ''
-        raise FileNotFoundError(f"{path} has no config.json: not a save_model folder{hint}")
-    if not ((path/'model.safetensors').exists() or (path/'model.pth').exists()):
-        raise FileNotFoundError(f"{path} has config.json but no model.safetensors (or model.pth)")
-    return path
-
-def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:float|None=None, backend:str='torch'):
-    "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor` (`threshold` overrides the stored one; `backend='onnx'` runs its `model.onnx` with onnxruntime)"
+def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:float|None=None, backend:str='torch', revision:str='main'):
+    "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor` (`threshold` overrides the stored one; `backend='onnx'` runs its `model.onnx` with onnxruntime; a Hub id 'owner/name' is looked up in the local Hub cache at `revision`)"
     if backend not in ('torch', 'onnx'): raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
-    path = _model_folder(path)
+    path = model_folder(path, revision)
     cfg = ModelConfig.from_dict(read_config(path))
     if backend == 'onnx':
-        from artnb.export import onnx_model   # onnxruntime: an optional extra
         return Predictor(onnx_model(path, cfg), cfg, device='cpu', threshold=threshold)
     n_cls = len(cfg.classes)
     st = path/'model.safetensors'
@@ -305,9 +277,11 @@ def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:flo
     return Predictor(model, cfg, device=device, threshold=threshold)
 
 # %% ../nbs/01a_inference.ipynb #874389fe
-def card_metrics(m, split:str|None=None) -> dict:
-    "Headline metrics for a config and its model card, `{split, n, ci, values: {name: {estimate, lo, hi}}}`, from a `metrics_table` (n and interval level from its attrs), such a dict, or None ({}); NaN becomes null"
-    if m is None: return {}
+def card_metrics(m, split:str|None=None, cv:dict|None=None) -> dict:
+    "Headline metrics for a config and its model card, `{split, n, ci, values: {name: {estimate, lo, hi}}}`, from a `metrics_table` (n and interval level from its attrs), such a dict, or None ({}); NaN becomes null. `cv`, a k-fold estimate (`CVRun.summary()`, `artnb-train`'s `results['cv']`, or `{folds, n, values: {name: {mean, sd}}}`), is kept as `cv`"
+    if m is None:
+        if cv is None: return {}
+        m = {}
     if isinstance(m, pd.DataFrame):
         vals = {str(k): dict(estimate=r['estimate'], lo=r['lo'] if 'lo' in m else None, hi=r['hi'] if 'hi' in m else None) for k, r in m.iterrows()}
         ci = 1 - m.attrs['alpha'] if 'lo' in m and m.attrs.get('n_boot') and 'alpha' in m.attrs else None
@@ -316,88 +290,18 @@ def card_metrics(m, split:str|None=None) -> dict:
         m = dict(m)
         if split is not None: m['split'] = split
     else: raise TypeError(f"metrics must be a metrics_table DataFrame or a dict, got {type(m).__name__}")
+    if cv is not None:
+        cv = dict(cv)
+        if 'metrics' in cv: cv = dict(folds=cv.get('cv_folds'), n=cv.get('n'), values={str(k): dict(mean=v.get('mean'), sd=v.get('sd')) for k, v in cv['metrics'].items()})
+        m['cv'] = cv
     return _check_metrics(to_jsonable(m) if m else {})
 
-def _md(s) -> str:
-    "`s` on one line with the characters Markdown / HTML would interpret escaped"
-    return re.sub(r'([\\`*_{}\[\]<>()#+!|~])', r'\\\1', one_line(s, 300))
-
-_TASKS_TEXT = {'multiclass': 'which of its {n} classes a picture belongs to',
-               'binary': "whether a picture is by (or of) {target} or not ('other')",
-               'ai': 'whether a picture was made by a generative model (AI) or by a human',
-               'style_origin': 'the style of a picture and whether it was made by a human or by a generative model'}
-
-def model_card(config) -> str:
-    "A Hugging Face style model card (`README.md`) for a model config (dict or `ModelConfig`): YAML front matter, then what it classifies, training data, evaluation, calibration, intended use and limits, how to load and run it"
-    c = config.to_dict() if isinstance(config, ModelConfig) else dict(config)
-    classes, data = [str(v) for v in c['classes']], dict(c.get('data') or {})
-    kind = str(c.get('data_kind') or data.get('kind') or 'unknown')
-    task = str(data.get('task') or 'multiclass')
-    m = c.get('metrics') or {}
-    vals, n, ci, split = m.get('values') or {}, m.get('n'), m.get('ci'), m.get('split')
-    T, thr, tk = float(c.get('temperature', 1.0)), c.get('threshold'), c.get('threshold_kind')
-    pi = c.get('pos_index')
-    pos = classes[pi] if pi is not None and len(classes) == 2 else None
-    tags = ['artnb', 'fastai', 'image-classification', 'art', f'task-{task}'] + (['synthetic-data'] if kind == 'synthetic' else [])
-    front = dict(library_name='artnb', pipeline_tag='image-classification', tags=tags, classes=classes, data_kind=kind, task=task,
-                 arch=c['arch'], head=c['head'], input_size=list(c['size']), temperature=T, threshold=thr, threshold_kind=tk,
-                 metrics=[dict(name=k, value=v.get('estimate'), ci=None if v.get('lo') is None else [v.get('lo'), v.get('hi')],
-                               ci_level=ci, n=n, split=split) for k, v in vals.items()])
-    if pos is not None: front['positive_class'] = pos
-    if c.get('artnb_version'): front['artnb_version'] = str(c['artnb_version'])
-    L = ['---', yaml.safe_dump(to_jsonable(front), sort_keys=False, allow_unicode=True, width=10_000).rstrip('\n'), '---', '',
-         f"# artnb image classifier: {_md(c['arch'])} with a {_md(c['head'])} head, {len(classes)} classes", '']
-    if kind == 'synthetic':
-        L += ['> **SYNTHETIC DATA**: this model was trained on procedurally generated pictures (`artnb.synth`), not on real',
-              '> paintings. It exercises the pipeline; its predictions and metrics say nothing about real art.', '']
-    h, w = c['size']
-    what = _TASKS_TEXT.get(task, 'which of its classes a picture belongs to').format(n=len(classes), target=_md(data.get('target') or pos or '?'))
-    L += ['## What it classifies', '', f"It predicts {what}. Classes ({len(classes)}):", '']
-    L += [f"- {_md(v)}{' (positive class)' if v == pos else ''}" for v in classes[:50]]
-    if len(classes) > 50: L.append(f"- ... and {len(classes) - 50} more (all in `config.json`)")
-    L += ['', f"Input: an RGB image resized to {h} x {w} px ({_md((c.get('resize') or {}).get('method', 'squish'))}), normalised with mean "
-          f"{[round(v, 4) for v in c['mean']]} and std {[round(v, 4) for v in c['std']]}. Output: one probability per class, "
-          f"softmax(logits / T) with temperature T = {T:.4g}.", '']
-    if thr is not None and tk == 'binary':
-        L += [f"Decision rule: the positive class *{_md(pos or classes[1])}* when its probability is at least **{thr:.4g}** "
-              "(chosen on validation data), else the other class.", '']
-    elif thr is not None:
-        L += [f"Decision rule: the most probable class, or *none of these* when the top probability is below **{thr:.4g}** "
-              "(chosen on validation data).", '']
-    else: L += ['Decision rule: the most probable class.', '']
-    L += ['## Training data', '', f"- data kind: **{kind}**" + (' (SYNTHETIC DATA)' if kind == 'synthetic' else '')]
-    L += [f"- {k}: {_md(data[k])}" for k in ('task', 'target', 'label_col', 'size', 'resize', 'aug') if data.get(k) not in (None, '', [])]
-    L += [f"- pretrained body: {'yes' if c.get('pretrained') else 'no'}", '']
-    L += ['## Evaluation', '']
-    if vals:
-        lvl = f"{ci:.0%} bootstrap CI" if ci else 'CI'
-        L += [f"On the **{_md(split or 'held-out')}** split, n = {n if n is not None else '?'} images:", '', f"| metric | estimate | {lvl} |", '|---|---|---|']
-        f = lambda x: '-' if x is None else f'{x:.3f}'
-        _ci = lambda v: '-' if v.get('lo') is None else f"[{f(v['lo'])}, {f(v.get('hi'))}]"
-        L += [f"| {_md(k)} | {f(v.get('estimate'))} | {_ci(v)} |" for k, v in vals.items()]
-        L.append('')
-        if n is not None and n < 30:
-            L += [f"**Small sample**: n = {n} < 30 images. The intervals are wide and the estimates can move a lot on other data.", '']
-    else: L += ['No evaluation is recorded with this model. Run `artnb-eval MODEL_DIR DATA` on held-out labelled images.', '']
-    L += ['## Intended use and limits', '',
-          '- Research and teaching: reproducing painting-classification experiments (artist, style, human vs AI) with artnb.',
-          '- Not for attributing, authenticating or valuing artworks, and not for judging whether a person used AI: '
-          'errors are likely on images unlike the training data (other artists, styles, photographs, scans, generators).',
-          ('- The probabilities are calibrated (temperature) on the validation split only; they drift on other data.' if T != 1.0 or thr is not None
-           else '- The probabilities are not calibrated (temperature 1): `artnb.inference.calibrate` fits a temperature and threshold on validation data.'),
-          f"- Only the {len(classes)} classes above exist for it" + ('; anything else gets the closest one, or *none of these* below the threshold.' if tk == 'reject' else '; anything else still gets one of them.'), '']
-    L += ['## How to use', '', 'Load it without unpickling anything (`model.safetensors` + `config.json`):', '', '```python',
-          'from artnb.inference import load_model', "pred = load_model('MODEL_DIR')           # a Predictor",
-          "res = pred.predict(['painting.jpg'])      # Prediction(probs, labels)", '```', '', 'From the command line:', '', '```bash',
-          'artnb-predict MODEL_DIR images/ --out preds.csv [--threshold T]',
-          'artnb-eval MODEL_DIR DATA --out eval/ [--split test] [--robustness]', '```', '']
-    return '\n'.join(L)
 
 # %% ../nbs/01a_inference.ipynb #30510164
 from collections import namedtuple
 Prediction = namedtuple('Prediction', ['probs', 'labels'])
 
-def _as_list(items):
+def as_list(items):
     if isinstance(items, pd.DataFrame): return list(items['path'])
     if isinstance(items, (str, Path, Image.Image)): return [items]
     return list(items)
@@ -455,27 +359,22 @@ class Predictor:
         return F.softmax(self.logits(xb) / self.temperature, dim=-1).cpu().numpy()
 
     def labels_for(self, probs:np.ndarray, threshold:float|None=None) -> list:
-        "Class names for rows of `probs` by the threshold rule (`threshold` overrides `self.threshold`); '' where the model's output is not finite"
+        "Class names for rows of `probs` by the model's decision rule (`artnb.calibration.decide`; `threshold` overrides `self.threshold`); '' where the model's output is not finite"
+        if threshold is not None: check_number('threshold', threshold, 0, 1, kind=float)   # NaN and out-of-range refused
         t = self.threshold if threshold is None else threshold
-        ok = np.isfinite(probs).all(1)
-        lab = [self.classes[i] if o else '' for i, o in zip(probs.argmax(1), ok)]
-        if t is None: return lab
-        if self.threshold_kind == 'binary':
-            pos, neg = self.classes[self.pos_index], self.classes[1 - self.pos_index]
-            return [(pos if p >= t else neg) if o else '' for p, o in zip(probs[:, self.pos_index], ok)]
-        return [NONE_LABEL if o and p < t else l for p, o, l in zip(probs.max(1), ok, lab)]
+        return decide(probs, self.classes, t, self.threshold_kind, self.pos_index)
 
     def predict_logits(self, items, bs:int=32) -> np.ndarray:
         "Raw logits (n, n_classes), before the temperature, for paths / PIL images / an items DataFrame"
         check_number('bs', bs, 1)
-        items = _as_list(items)
+        items = as_list(items)
         out = [self.logits(torch.stack([self.preprocess(o) for o in items[i:i+bs]])).cpu().numpy() for i in range(0, len(items), bs)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
 
     def predict(self, items, bs:int=32, progress:bool=False, threshold:float|None=None) -> Prediction:
         "`Prediction(probs, labels)` for paths / PIL images / an items DataFrame (`threshold` overrides the stored one)"
         check_number('bs', bs, 1)
-        items = _as_list(items)
+        items = as_list(items)
         out = []
         chunks = range(0, len(items), bs)
         for i in (progress_bar(chunks) if progress else chunks):
@@ -488,17 +387,6 @@ class Predictor:
         return f"Predictor({self.config.arch}/{self.config.head}, {len(self.classes)} classes, size {self.config.size}, T={self.temperature:.3g}{thr})"
 
 # %% ../nbs/01a_inference.ipynb #fa3e55b9
-def reject_threshold(top_scores, pred_labels=None, true_labels=None, classes=None, accept:float=0.95) -> float:
-    "Score threshold for 'none of these' chosen on validation (quantile of known-class scores, or best open-set accuracy)"
-    s = np.asarray(top_scores, dtype=float)
-    if true_labels is None or classes is None: return float(np.quantile(s, 1 - accept))
-    t, p = np.asarray(true_labels, dtype=object), np.asarray(pred_labels, dtype=object)
-    known = np.isin(t, list(classes))
-    if known.all() or not known.any(): return float(np.quantile(s[known] if known.any() else s, 1 - accept))
-    cands = np.unique(np.concatenate([[0.], s, [np.nextafter(s.max(), np.inf)]]))
-    acc = [np.mean(np.where(known, (p == t) & (s >= c), s < c)) for c in cands]
-    return float(cands[int(np.argmax(acc))])
-
 def open_set_report(pred_labels, true_labels, classes) -> dict:
     "accuracy / macro-F1 on known-class images (rejections count as wrong) and rejection rates of unknown / known images"
     from sklearn.metrics import f1_score
@@ -526,22 +414,6 @@ def model_labels(config, items) -> pd.Series:
     except ValueError: return pd.Series('other', index=items.index)   # no image of the target here: all negatives
     return lab.where(lab == 'other', pos[0] if len(pos) == 1 else lab)
 
-def _nll(z, y, T:float=1.0) -> float: return float(F.cross_entropy(torch.as_tensor(z, dtype=torch.float64) / T, torch.as_tensor(y, dtype=torch.int64)))
-
-def fit_temperature(logits, targets, bounds=(0.05, 20.)) -> float:
-    "Temperature T minimising the NLL of softmax(logits / T) on (`logits` (n, c), `targets` class indices): a bounded 1-D search over log T"
-    z, y = np.asarray(logits, dtype=np.float64), np.asarray(targets, dtype=np.int64)
-    if z.ndim != 2 or len(z) != len(y) or not len(z): raise ValueError(f"fit_temperature needs (n, c) logits and n class indices, got shapes {z.shape} and {y.shape}")
-    ok = np.isfinite(z).all(1); z, y = z[ok], y[ok]
-    if not len(z): raise ValueError("no finite logits to fit a temperature on")
-    lo, hi = map(math.log, bounds)
-    r = minimize_scalar(lambda lt: _nll(z, y, math.exp(lt)), bounds=(lo, hi), method='bounded', options=dict(xatol=1e-4))
-    T = float(math.exp(r.x))
-    if _nll(z, y, T) > _nll(z, y, 1.0): return 1.0
-    if min(abs(r.x - lo), abs(r.x - hi)) < 1e-3:
-        warnings.warn(f"the fitted temperature {T:.3g} sits at the search bound: the validation set (n={len(y)}) cannot pin it down")
-    return T
-
 def _validation_logits(model, items, bs):
     "(raw logits, target indices, classes) on validation data: a Learner's validation set, or `items` through a Predictor"
     if isinstance(model, Predictor) or items is not None:
@@ -556,185 +428,21 @@ def _validation_logits(model, items, bs):
     with learn.no_bar(), learn.no_logging(): z, y = learn.get_preds(dl=learn.dls.valid, act=noop)[:2]
     return z.as_subclass(torch.Tensor).float().cpu().numpy(), y.as_subclass(torch.Tensor).cpu().numpy(), [str(v) for v in learn.dls.vocab]
 
-def calibrate(model, items=None, temperature:bool=True, threshold='auto', goal:str='balanced_accuracy', accept:float=0.95, bs:int=32) -> dict:
-    "Fit the temperature and choose the threshold on validation data; store both in `model`'s config (a Learner's `learn.art`, a Predictor's `config`) and return them with the NLL before and after"
+def calibrate(model, items=None, temperature:bool=True, threshold='auto', goal:str='balanced_accuracy', accept:float=0.95, bs:int=32,
+              evidence:tuple|None=None) -> dict:
+    "Fit the decision rule (`artnb.calibration.fit_decision_rule`: temperature, threshold) on validation data — or on `evidence`, (logits, class indices) the caller computed out of fold — and store it in `model`'s config (a Learner's `learn.art`, a Predictor's `config`); returns the rule with the NLL before and after and notes on what was not fitted"
     if isinstance(model, Predictor): cfg = model.config
     elif isinstance(getattr(model, 'art', None), ModelConfig): cfg = model.art
     else: raise ValueError("calibrate needs a Predictor or a Learner made by art_learner")
-    z, y, classes = _validation_logits(model, items, bs)
-    T = fit_temperature(z, y) if temperature else float(cfg.temperature)
-    P = F.softmax(torch.as_tensor(z, dtype=torch.float64) / T, -1).numpy()
-    binary = len(classes) == 2
-    if threshold == 'auto': kind, t = ('binary' if binary else 'reject'), None
-    elif threshold in THRESHOLD_KINDS: kind, t = threshold, None
-    elif threshold is None: kind, t = None, None
-    elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 <= threshold <= 1: kind, t = ('binary' if binary else 'reject'), float(threshold)
-    else: raise ValueError(f"threshold must be 'auto', 'binary', 'reject', None or a number in [0, 1], got {threshold!r}")
-    if kind == 'binary' and not binary: raise ValueError(f"a binary threshold needs a 2-class model, this one has {len(classes)} classes")
-    if kind == 'binary' and t is None:
-        pos = cfg.pos_index if cfg.pos_index is not None else positive_index(classes)
-        vp = pd.DataFrame({'target': [classes[i] for i in y], 'pred': [classes[i] for i in P.argmax(1)]})
-        for j, c in enumerate(classes): vp[f'prob_{c}'] = P[:, j]
-        try: t = binary_threshold(vp, goal=goal, pos_class=classes[pos])
-        except ValueError as e: warnings.warn(f"no binary threshold stored: {e}"); kind = None
-    elif kind == 'reject' and t is None: t = reject_threshold(P.max(1), accept=accept)
-    if t is not None: t = float(min(max(t, 0.), 1.))
-    cfg.temperature, cfg.threshold, cfg.threshold_kind = float(T), t, (kind if t is not None else None)
+    if evidence is not None: (z, y), classes = evidence, list(cfg.classes)
+    else: z, y, classes = _validation_logits(model, items, bs)
+    pos = (cfg.pos_index if cfg.pos_index is not None else positive_index(classes)) if len(classes) == 2 else None
+    r = fit_decision_rule(z, y, classes, pos_index=pos, temperature=temperature, threshold=threshold, goal=goal, accept=accept)
+    if not temperature: r['temperature'] = float(cfg.temperature)
+    for n in r['notes']: warnings.warn(n)
+    cfg.temperature, cfg.threshold, cfg.threshold_kind = r['temperature'], r['threshold'], r['threshold_kind']
     if isinstance(model, Predictor):
-        model.temperature, model.threshold = cfg.temperature, t
-        model.threshold_kind = cfg.threshold_kind or ('binary' if binary else 'reject')
-    return dict(temperature=float(T), threshold=t, threshold_kind=cfg.threshold_kind, nll_before=_nll(z, y), nll_after=_nll(z, y, T), n=int(len(y)))
+        model.temperature, model.threshold = cfg.temperature, cfg.threshold
+        model.threshold_kind = cfg.threshold_kind or ('binary' if len(classes) == 2 else 'reject')
+    return r
 
-# %% ../nbs/01a_inference.ipynb #babbfd3c
-def _logit(p, eps=1e-6): p = np.clip(p, eps, 1 - eps); return np.log(p / (1 - p))
-
-class FusedBinary:
-    "Multi-class predictor from binary one-vs-rest members: Platt-calibrated scores, argmax, 'none of these' below a threshold"
-    def __init__(self, members, names=None, threshold:float|None=None, device=None):
-        self.members = [m if isinstance(m, Predictor) else Predictor.from_learner(m, device=device) for m in members]
-        self.pos = []
-        for m in self.members:
-            if len(m.classes) != 2: raise ValueError(f"FusedBinary members must be binary; got classes {m.classes}")
-            pi = m.config.pos_index
-            self.pos.append(pi if pi is not None else positive_index(m.classes))
-        self.classes = list(names) if names is not None else [m.classes[p] for m, p in zip(self.members, self.pos)]
-        if len(self.classes) != len(self.members): raise ValueError("one name per member")
-        self.a, self.b = np.ones(len(self.members)), np.zeros(len(self.members))
-        self.threshold = threshold
-
-    def raw_scores(self, items, bs:int=32) -> np.ndarray:
-        "(n, k) positive-class logits of every member"
-        items = _as_list(items); out = []
-        for i in range(0, len(items), bs):
-            imgs = [load_rgb(o) for o in items[i:i+bs]]
-            cols = [m.predict_tensors(torch.stack([m.preprocess(im) for im in imgs]))[:, p] for m, p in zip(self.members, self.pos)]
-            out.append(_logit(np.stack(cols, 1)))
-        return np.concatenate(out) if out else np.zeros((0, len(self.members)))
-
-    def scores(self, items=None, bs:int=32, raw=None) -> np.ndarray:
-        "(n, k) calibrated probabilities 'image is of class k' (independent per member)"
-        z = self.raw_scores(items, bs) if raw is None else raw
-        return 1 / (1 + np.exp(-(z * self.a + self.b)))
-
-    def calibrate(self, items, labels=None, accept:float=0.95, bs:int=32, platt:bool=True):
-        "Fit Platt scaling per member and the 'none of these' threshold on validation `items` (labels from `items.label`)"
-        from sklearn.linear_model import LogisticRegression
-        if labels is None: labels = list(items['label'])
-        labels = np.asarray(labels, dtype=object)
-        raw = self.raw_scores(items, bs)
-        if platt:
-            for j, c in enumerate(self.classes):
-                y = (labels == c).astype(int)
-                if 0 < y.sum() < len(y):
-                    lr = LogisticRegression(C=100.).fit(raw[:, [j]], y)
-                    self.a[j], self.b[j] = lr.coef_[0, 0], lr.intercept_[0]
-        s = self.scores(raw=raw)
-        pred = np.array(self.classes, dtype=object)[s.argmax(1)]
-        self.threshold = reject_threshold(s.max(1), pred, labels, self.classes, accept)
-        return self
-
-    def predict(self, items, bs:int=32) -> Prediction:
-        "`Prediction(probs, labels)`: normalised calibrated scores per class; label 'none of these' when all are below threshold"
-        s = self.scores(items, bs)
-        lab = [self.classes[i] for i in s.argmax(1)]
-        if self.threshold is not None: lab = [NONE_LABEL if m < self.threshold else l for m, l in zip(s.max(1), lab)]
-        return Prediction(s / np.clip(s.sum(1, keepdims=True), 1e-12, None), lab)
-
-    def __repr__(self): return f"FusedBinary({len(self.members)} members: {self.classes}, threshold={self.threshold})"
-
-def set_reject_threshold(pred:Predictor, items, labels=None, accept:float=0.95, bs:int=32) -> Predictor:
-    "Set `pred.threshold` on validation `items` with `reject_threshold` (top softmax probability)"
-    if labels is None: labels = list(items['label'])
-    pred.threshold = None
-    r = pred.predict(items, bs)
-    pred.threshold, pred.threshold_kind = reject_threshold(r.probs.max(1), r.labels, labels, pred.classes, accept), 'reject'
-    return pred
-
-# %% ../nbs/01a_inference.ipynb #51f981c5
-def expand_paths(paths, exts=IMAGE_EXTS) -> list:
-    "Files from `paths` in the order given: a file as given, a folder searched recursively (sorted) for names with an image suffix, special files and broken symlinks included so they get reported"
-    out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = []
-            for dp, dns, fns in os.walk(p):   # symlinked folders are not followed (no loops)
-                dns[:] = sorted(n for n in dns if not n.startswith('.'))
-                found += [Path(dp)/n for n in fns if not n.startswith('.') and Path(n).suffix.lower() in exts]
-            out += sorted(found)
-        else: out.append(p)
-    return out
-
-def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradcam', threshold=None, backend='torch'):
-    "`UsageError` (exit 2) for anything wrong with the arguments, before any model is loaded or image read"
-    check_number('--bs', bs, 1, 4096); check_number('--topk', topk, 1, 1000)
-    if threshold is not None: check_number('--threshold', threshold, 0, 1, kind=float)
-    if backend not in ('torch', 'onnx'): raise UsageError(f"--backend must be torch or onnx, got {backend!r}")
-    if cam is not None and backend != 'torch': raise UsageError("--cam needs gradients: use the torch backend")
-    if cam_method not in CAM_METHODS: raise UsageError(f"--cam-method must be one of {', '.join(CAM_METHODS)}, got {cam_method!r}")
-    if not len(paths): raise UsageError("give at least one image file or folder")
-    gone = [str(p) for p in paths if not os.path.lexists(p)]
-    if gone: raise UsageError(f"input path(s) do not exist: {', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}")
-    if out: check_writable(out)
-    if cam is not None:
-        c = Path(cam)
-        if c.exists() and not c.is_dir(): raise UsageError(f"--cam {c} is a file: give a folder")
-        if not c.exists() and not c.parent.is_dir(): raise UsageError(f"--cam {c}: the folder {c.parent} does not exist")
-    try: return load_model(model_dir, threshold=threshold, backend=backend)
-    except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
-
-def class_columns(classes, taken=()) -> list:
-    "CSV column names for the per-class probabilities: `prob_<class>`, or `prob_class_<class>` for all when one would clash with a column in `taken`"
-    cols = [f'prob_{c}' for c in classes]
-    return [f'prob_class_{c}' for c in classes] if set(cols) & set(taken) else cols
-
-def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, progress:bool=True,
-                  cam_method:str='gradcam', threshold:float|None=None, backend:str='torch') -> pd.DataFrame:
-    "Predict image files / folders (rows in input order) with a `save_model` folder (`threshold` overrides its stored one); unreadable files get an `error`, wrong arguments a `UsageError` before any work"
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method, threshold, backend)
-    files = expand_paths(paths)
-    if not files: raise UsageError(f"no image files ({', '.join(sorted(IMAGE_EXTS))}) in {', '.join(map(str, paths))[:300]}")
-    topk = max(1, min(int(topk), len(pred.classes)))
-    top_cols = [c for k in range(2, topk+1) for c in (f'label_{k}', f'prob_{k}')]
-    ccols = class_columns(pred.classes, ['path', 'label', 'prob', 'error', 'cam'] + top_cols)
-    cix = {c: j for j, c in enumerate(pred.classes)}
-    if cam is not None: Path(cam).mkdir(exist_ok=True)
-    rows = []
-    chunks = range(0, len(files), bs)
-    for i in (progress_bar(chunks) if progress and len(files) else chunks):
-        good, xs, batch = [], [], files[i:i+bs]
-        for n, f in enumerate(batch, i):
-            try: xs.append(pred.preprocess(f)); good.append((n, f))
-            except Exception as e:
-                msg = e.reason if isinstance(e, BadImage) else one_line(f"{type(e).__name__}: {e}", 300)
-                print(f"artnb-predict: cannot read {f}: {msg}", file=sys.stderr)
-                rows.append(dict(_i=n, path=str(f), error=msg))
-        if not xs: continue
-        xb = torch.stack(xs)
-        probs = pred.predict_tensors(xb)
-        labels = pred.labels_for(probs)
-        order = np.argsort(-np.nan_to_num(probs, nan=-1.), 1)[:, :topk]
-        cams = cam_overlays(pred, pred.normalize(xb), cam_method, targets=[int(t) for t in order[:, 0]]) if cam is not None else None
-        for j, (n, f) in enumerate(good):
-            r = dict(_i=n, path=str(f), label=labels[j], prob=float(probs[j, cix.get(labels[j], order[j, 0])]))
-            for k in range(1, topk): r[f'label_{k+1}'], r[f'prob_{k+1}'] = pred.classes[order[j, k]], float(probs[j, order[j, k]])
-            r.update(zip(ccols, map(float, probs[j])))
-            r['error'] = '' if np.isfinite(probs[j]).all() else 'model output is not finite'
-            if cams is not None:
-                cp = Path(cam)/f"{r['_i']:05d}_{f.stem}_cam.png"
-                Image.fromarray(cams[j]).save(cp); r['cam'] = str(cp)
-            rows.append(r)
-    cols = ['path', 'label', 'prob'] + top_cols + ccols + ['error'] + (['cam'] if cam is not None else [])
-    df = pd.DataFrame(sorted(rows, key=lambda r: r['_i']), columns=cols)
-    df['error'] = df['error'].fillna('')
-    if out: write_csv_atomic(df, out)
-    return df
-
-def predict_main(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, cam_method:str='gradcam', threshold:float|None=None,
-                 backend:str='torch') -> int:
-    "What `artnb-predict` does: 0 when every image was predicted, 1 when some were unreadable (listed on stderr and in the CSV)"
-    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method, threshold=threshold, backend=backend)
-    except UsageError as e: raise UsageError(f"artnb-predict: {e}") from None
-    n_err = int((df['error'] != '').sum())
-    print(f"artnb-predict: {len(df) - n_err} images predicted, {n_err} unreadable -> {out}", file=sys.stderr)
-    return 1 if n_err else 0

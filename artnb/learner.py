@@ -6,7 +6,7 @@ Docs: https://artnb.github.io/artnb/learner.html.md"""
 
 # %% ../nbs/01_learner.ipynb #9df8a901
 from __future__ import annotations
-import os, socket, threading, inspect, warnings, importlib.util
+import os, inspect, warnings, importlib.util
 from pathlib import Path
 from functools import partial
 from contextlib import ExitStack
@@ -19,6 +19,7 @@ with warnings.catch_warnings():
         RandomResizedCropGPU, create_head, apply_init, Adam, SGD, accuracy, F1Score, EarlyStoppingCallback,
         SaveModelCallback, ReduceLROnPlateau, TrackerCallback, OptimWrapper, default_device, params, L, TimmBody,
         ChannelsLast, imagenet_stats, num_distrib)
+from .core import can_reach
 from .data import DataConfig
 
 # %% auto #0
@@ -80,13 +81,8 @@ def hub_reachable(host:str='huggingface.co', port:int=443, timeout:float=1.5) ->
     "Whether `host:port` accepts a TCP connection within `timeout` s (False when HF_HUB_OFFLINE is set)"
     if os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on'): return False
     if host in _HUB_CACHE: return _HUB_CACHE[host]
-    res = [False]
-    def _probe():
-        try: socket.create_connection((host, port), timeout=timeout).close(); res[0] = True
-        except OSError: pass
-    th = threading.Thread(target=_probe, daemon=True); th.start(); th.join(timeout)
-    _HUB_CACHE[host] = res[0]
-    return res[0]
+    _HUB_CACHE[host] = can_reach(host, port, timeout)
+    return _HUB_CACHE[host]
 
 class OfflineWeightsError(OSError):
     "Pretrained weights were asked for but cannot be downloaded (no network) and are not cached"

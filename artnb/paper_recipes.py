@@ -11,7 +11,7 @@ from functools import partial
 import numpy as np, pandas as pd, torch, torch.nn as nn
 from fastai.vision.all import set_seed, SaveModelCallback, EarlyStoppingCallback, CrossEntropyLossFlat, SGD, BnFreeze
 from fastai.torch_core import params as module_params
-from .data import art_dls, items_dl, task_labels, NoiseBlur
+from .data import art_dls, items_dl, task_labels, NoiseBlur, norm_name
 from .learner import (art_learner, f1_callbacks, set_stage, model_stats, fit_discriminative, train_staged,
                            body_stages, opt_func_for, quiet)
 from .analysis import predictions, extended_confusion, bootstrap_ci
@@ -23,14 +23,12 @@ __all__ = ['S1_ROLE_WORDS', 'S3_MODES', 'match_label', 's0_recipe', 'match_roles
            's4_recipe', 'error_split']
 
 # %% ../nbs/01c_paper_recipes.ipynb #4c232463
-def _norm_name(s): return ' '.join(str(s).replace('_', ' ').replace('-', ' ').lower().split())
-
 def match_label(items:pd.DataFrame, name, verbose:bool=True) -> str | None:
     "The label of `items` whose `artist` or `label` matches `name` (ignoring case, spaces, `_` and `-`), else the only label with the same last word; None when there is none"
     if name is None or not len(items): return None
-    hit = items[(items['artist'].map(_norm_name) == _norm_name(name)) | (items['label'].map(_norm_name) == _norm_name(name))]
+    hit = items[(items['artist'].map(norm_name) == norm_name(name)) | (items['label'].map(norm_name) == norm_name(name))]
     if len(hit): return str(hit['label'].iloc[0])
-    last = lambda v: (_norm_name(v).split() or [''])[-1]
+    last = lambda v: (norm_name(v).split() or [''])[-1]
     same = sorted({str(l) for l, a in zip(items['label'], items['artist']) if last(name) in (last(l), last(a))})
     if len(same) == 1:
         if verbose: print(f"{name!r} matched to {same[0]!r} by last name")

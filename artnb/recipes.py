@@ -25,7 +25,7 @@ from .inference import Predictor
 # %% auto #0
 __all__ = ['PROBE_KINDS', 'PROBE_GRID', 'ARTNB_DEFAULTS', 'image_tensor', 'FeatureExtractor', 'extractor', 'fit_probe',
            'probs_table', 'probe_predictions', 'kfold_splits', 'BnEval', 'BestWeights', 'inverse_frequency_weights',
-           'head_from_probe', 'learner_features', 'fit_artnb']
+           'head_from_probe', 'learner_features', 'fit_artnb', 'oof_logits']
 
 # %% ../nbs/01b_recipes.ipynb #dcad3478
 def image_tensor(path, size, resize:str='squish', stats=((0.5,)*3, (0.5,)*3)) -> torch.Tensor:
@@ -287,3 +287,19 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
             head_from_probe(learn, fit_probe(learner_features(learn, fit_rows['path'][known]), yfit[known], seed=seed))
             learn.recipe_log['refit_head'] = True
     return learn
+
+# %% ../nbs/01b_recipes.ipynb #85401be9
+def oof_logits(learn, rows:pd.DataFrame, task:str='multiclass', target=None, label_col:str='label', seed:int=42, k:int=5) -> tuple:
+    "(log-probabilities (n, C) in `learn`'s class order, class indices): the refit-head recipe cross-fitted on `rows` (stratified `k`-fold), each row predicted by a head that never saw it; rows of classes the model lacks are dropped"
+    classes = [str(c) for c in learn.dls.vocab]
+    y = task_labels(rows, task, target, label_col).astype(str).to_numpy()
+    keep = np.isin(y, classes); rows, y = rows[keep], y[keep]
+    counts = pd.Series(y).value_counts()
+    k = int(min(k, counts.min()))
+    if k < 2 or len(counts) < len(classes): raise ValueError(f"out-of-fold logits need 2 images of every class, got {counts.to_dict()}")
+    X = learner_features(learn, list(rows['path']))
+    P = np.zeros((len(y), len(classes)))
+    for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
+        pr = fit_probe(X[tr], y[tr], seed=seed)
+        P[np.ix_(te, [classes.index(c) for c in pr.classes_])] = pr.predict_proba(X[te])
+    return np.log(np.clip(P, 1e-12, 1.)), np.array([classes.index(v) for v in y])

@@ -6,19 +6,22 @@ Docs: https://artnb.github.io/artnb/train.html.md"""
 
 # %% ../nbs/02g_train.ipynb #584ef080
 from __future__ import annotations
-import importlib, time
+import importlib, time, warnings
+import pandas as pd
 import matplotlib.pyplot as plt
 from pathlib import Path
-from .core import UsageError, check_number, one_line, write_csv_atomic
+from .core import UsageError, check_number, check_output, one_line, write_csv_atomic
 from .data import LAYOUTS, TASKS
 from .learner import ZOO
-from .inference import save_model, calibrate, card_metrics
+from .inference import save_model, calibrate, card_metrics, Predictor
+from .evaluate import select_items, score_items
+from .recipes import oof_logits
 from .analysis import save_metrics, save_fig, data_tag
-from .experiment import experiment_data, run_recipe, flatten_metrics, plot_learning_curves
+from .experiment import experiment_data, run_recipe, flatten_metrics, plot_learning_curves, collapse_warning
 from .distributed import world_size, is_main_process, barrier, weights_digest, gather_object, setup_process
 
 # %% auto #0
-__all__ = ['resolve_recipe', 'train_model']
+__all__ = ['TRAIN_OUTPUTS', 'resolve_recipe', 'calibrate_and_test', 'train_model']
 
 # %% ../nbs/02g_train.ipynb #d6a454bc
 def resolve_recipe(recipe):
@@ -32,28 +35,52 @@ def resolve_recipe(recipe):
     if not callable(f): raise UsageError(f"--recipe {recipe} is not a function")
     return f
 
-def _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, ratios):
+TRAIN_OUTPUTS = ('model.safetensors', 'config.json', 'README.md', 'metrics.json', 'predictions.csv', 'items.csv', 'learning_curves.png')
+
+def _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, ratios, lr=1e-3, seed=42):
+    "The recipe `train_model` runs, or `UsageError` (exit 2) for any wrong argument: every one is checked before the data is read"
     if data is not None and not Path(data).exists(): raise UsageError(f"{data} does not exist: give a dataset folder or CSV")
-    o = Path(out)
-    if o.exists() and not o.is_dir(): raise UsageError(f"--out {o} is a file: give a folder for the model")
+    o = check_output(out, inputs=[data] if data is not None else [], what='OUT', kind='dir', writes=TRAIN_OUTPUTS)   # never an input replaced
     if o.is_dir() and any(o.iterdir()) and not (o/'config.json').exists():
-        raise UsageError(f"--out {o} holds other files: give an empty or new folder (or a model folder to replace)")
-    if not o.exists() and not o.parent.is_dir(): raise UsageError(f"--out {o}: the folder {o.parent} does not exist")
+        raise UsageError(f"OUT {o} holds other files: give an empty or new folder (or a model folder to replace)")
     if arch not in ZOO: raise UsageError(f"unknown --arch {arch!r}: use one of {sorted(ZOO)}")
     if task not in TASKS: raise UsageError(f"unknown --task {task!r}: use one of {list(TASKS)}")
     if task == 'binary' and not target: raise UsageError("--task binary needs --target (the class or artist that is positive)")
     if layout is not None and layout not in LAYOUTS: raise UsageError(f"unknown --layout {layout!r}: use one of {list(LAYOUTS)}")
     check_number('--epochs', epochs, 1, 10_000); check_number('--bs', bs, 1, 4096)
     if img_size is not None: check_number('--img-size', img_size, 16, 2048)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:   # NaN fails the comparison too
+        raise UsageError(f"--lr must be a number > 0 and <= 10, got {lr!r}")
+    check_number('--seed', seed, 0, 2**32 - 1)   # numpy's seed range
     if len(ratios) != 3 or any(not 0 < r < 1 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
         raise UsageError(f"--ratios must be three fractions (train, valid, test) summing to 1, got {list(ratios)}")
     return resolve_recipe(recipe)
+
+def calibrate_and_test(learn, items:pd.DataFrame, task:str='multiclass', target=None, seed:int=42, bs:int=32, n_boot:int=1000,
+                       split:str='test') -> tuple:
+    "(decision rule, predictions and `metrics_table` of the `split` rows) of a trained `learn`: the rule fitted once (`calibrate`; out of fold for a head refitted on train + valid), the test rows scored through the saved model's own path and rule, as `artnb-eval` scores them"
+    with warnings.catch_warnings():   # what calibration skipped comes back in cal['notes']
+        warnings.simplefilter('ignore')
+        # A head refitted on train + valid has seen the validation labels: its rule is fitted on out-of-fold
+        # probabilities of that head recipe instead (artnb.recipes.oof_logits)
+        fit_rows = items[items['split'].isin(['train', 'valid'])]
+        ev = None
+        if getattr(learn, 'recipe_log', {}).get('refit_head'):
+            try: ev = oof_logits(learn, fit_rows, task=task, target=target, seed=seed)
+            except ValueError: ev = None
+        cal = calibrate(learn, items[items['split'] == 'valid'], evidence=ev)
+        cal['fitted_on'] = (f'out-of-fold probabilities of the refitted head on {len(ev[1])} train + valid images' if ev is not None
+                            else f"the {int((items['split'] == 'valid').sum())} validation images")
+    pred = Predictor.from_learner(learn)
+    rows, _ = select_items(pred, items, split)
+    _, ok, table = score_items(pred, rows, bs=bs, n_boot=n_boot)
+    return cal, ok, table
 
 def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pretrained:bool=True, img_size:int|None=None,
                 epochs:int=6, bs:int=16, lr:float=1e-3, task:str='multiclass', target:str|None=None, layout:str|None=None,
                 ratios=(0.7, 0.2, 0.1), seed:int=42, n_boot:int=1000, cv_folds:int|None=None, verbose:bool=True, **recipe_kw) -> dict:
     "Train `recipe` on the dataset at `data` (None: synthetic paintings), evaluate, calibrate and save a model folder at `out`"
-    fn = _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, tuple(ratios))
+    fn = _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, tuple(ratios), lr=lr, seed=seed)
     if cv_folds is not None: check_number('--cv-folds', cv_folds, 2, 50)
     setup_process()   # several processes: this one's GPU, before any DataLoader or model
     t0, main = time.time(), is_main_process()
@@ -66,11 +93,17 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
     common = dict(arch=arch, pretrained=pretrained, size=img_size, task=task, target=target, seed=seed, **kw)
     # k-fold CV over all images first (the estimate with a fold spread); the saved model is the one trained on the split
     cv = run_recipe(items, fn, cv_folds=int(cv_folds), n_boot=0, verbose=verbose, **common) if cv_folds else None
-    run = run_recipe(items, fn, n_boot=n_boot, verbose=verbose, **common)
+    run = run_recipe(items, fn, n_boot=n_boot, verbose=False, threshold=None, **common)   # the decision rule is fitted once, below
     learn = run.learn
-    cal = calibrate(learn, items[items['split'] == 'valid'])   # every process: the same weights give the same numbers
-    results = dict(recipe=run.recipe, arch=arch, task=task, target=target, n_test=run.n, metrics=flatten_metrics(run.table),
-                   calibration=cal, warnings=run.warnings, fit_s=round(run.fit_s, 1), runtime_s=round(time.time() - t0, 1),
+    cal, ok, table = calibrate_and_test(learn, items, task=task, target=target, seed=seed, bs=bs, n_boot=n_boot)
+    run_warnings = [w for w in [collapse_warning(ok, run.recipe)] if w]
+    if verbose:
+        acc = table.loc['accuracy']
+        print(f"{run.recipe}: test accuracy {acc['estimate']:.3f} [{acc['lo']:.3f}, {acc['hi']:.3f}] (n={len(ok)}), balanced "
+              f"{table.loc['balanced_accuracy', 'estimate']:.3f}; decision rule T = {cal['temperature']:.3g}, threshold {cal['threshold']}")
+        for n in cal['notes'] + run_warnings: print(n)
+    results = dict(recipe=run.recipe, arch=arch, task=task, target=target, n_test=len(ok), metrics=flatten_metrics(table),
+                   calibration=cal, warnings=run_warnings, fit_s=round(run.fit_s, 1), runtime_s=round(time.time() - t0, 1),
                    processes=world_size(), weights_sha256=weights_digest(learn.model))
     if cv is not None: results['cv'] = cv.summary()
     if world_size() > 1:   # the saved model must not depend on which process saved it
@@ -78,8 +111,8 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
         results['weights_sha256_by_rank'] = ranks
         if len(set(ranks)) > 1: results['warnings'] = list(results['warnings']) + [f"the processes ended with different weights: {ranks}"]
     if main:   # only one process writes; the others wait until the folder is complete
-        out = save_model(learn, out, data_kind=ed.kind, metrics=card_metrics(run.table, 'test'))
-        run.preds.to_csv(out/'predictions.csv', index=False)
+        out = save_model(learn, out, data_kind=ed.kind, metrics=card_metrics(table, 'test', cv=results.get('cv')))
+        write_csv_atomic(ok, out/'predictions.csv')
         write_csv_atomic(items, out/'items.csv')   # the split it was trained and tested on: `artnb-eval MODEL MODEL/items.csv` repeats the test
         tag = data_tag('synthetic' if ed.kind != 'real' else 'real')
         fig = plot_learning_curves({run.recipe: run}, title=f"{run.recipe} on {len(items)} images: learning curves [{tag}]")

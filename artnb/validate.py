@@ -20,7 +20,7 @@ import imagehash
 from fastcore.script import CliError
 from fastprogress.fastprogress import progress_bar
 from .core import (BadImage, UsageError, DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES, read_regular_file, pil_limits, open_image,
-    to_rgb, load_rgb, check_number, check_writable, one_line, write_csv_atomic)
+    to_rgb, load_rgb, check_number, check_output, one_line, write_csv_atomic)
 from .data import LAYOUTS, detect_layout, scan, split_items
 
 # %% ../nbs/00b_validate.ipynb #3870b17d
@@ -125,16 +125,34 @@ def inspection_key(path, min_side, max_pixels) -> str | None:
     except OSError: return None
     return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{min_side}|{max_pixels}"
 
-def _read_cache(cache) -> dict:
-    "{key: (meta or None, reason)} from a JSON-lines inspection cache; a torn last line (interrupted write) is ignored"
-    out = {}
-    if cache is None or not Path(cache).exists(): return out
-    with open(cache, encoding='utf-8', errors='surrogateescape') as f:
-        for line in f:
-            try: d = json.loads(line)
-            except ValueError: continue
-            if isinstance(d, dict) and 'k' in d: out[d['k']] = (d.get('m'), d.get('r', ''))
-    return out
+_META_TYPES = dict(width=int, height=int, mode=str, format=str, jpeg_quality=(int, float, type(None)), nbytes=int, md5=str,
+                   phash=str, dhash=str, converted=str, exif_rotated=bool)
+
+def _is_hex(s): return 0 < len(s) <= 64 and all(c in '0123456789abcdef' for c in s)
+
+def _cache_record(d):
+    "(key, (meta or None, reason)) of one parsed cache line if it has exactly the shape `validate` writes, else None"
+    if not isinstance(d, dict) or set(d) != {'k', 'm', 'r'} or not isinstance(d['k'], str) or not isinstance(d['r'], str): return None
+    m, r = d['m'], d['r']
+    if m is None: return (d['k'], (None, r)) if r else None
+    if r or not isinstance(m, dict) or set(m) != set(META_COLS): return None
+    if any(not isinstance(m[k], t) or (isinstance(m[k], bool) and t is not bool) for k, t in _META_TYPES.items()): return None
+    if m['width'] < 1 or m['height'] < 1 or m['nbytes'] < 0 or not (_is_hex(m['phash']) and _is_hex(m['dhash'])): return None
+    return d['k'], (m, '')
+
+def _read_cache(cache, max_bytes:int=2**30) -> tuple:
+    "({key: (meta or None, reason)}, number of unusable lines, whether the file ends with a newline) of a JSON-lines inspection cache: read only from a regular file, line by line, every record checked; a torn or foreign line is counted, never trusted"
+    out, n_bad = {}, 0
+    if cache is None or not os.path.lexists(cache): return out, n_bad, True
+    try: data = read_regular_file(cache, max_bytes)   # a FIFO or a device is refused at once, never waited on
+    except BadImage as e: raise ValueError(f"cache {cache}: {e}") from None
+    for line in io.BytesIO(data):
+        if not line.strip(): continue
+        try: r = _cache_record(json.loads(line.decode('utf-8', 'surrogateescape')))
+        except (ValueError, RecursionError): r = None
+        if r is None: n_bad += 1
+        else: out[r[0]] = r[1]
+    return out, n_bad, not data or data.endswith(b'\n')
 
 def validate(items, min_side=32, max_pixels=DEFAULT_MAX_PIXELS, n_workers=0, progress=True, progress_min=500, verbose=True,
              cache=None):
@@ -142,11 +160,13 @@ def validate(items, min_side=32, max_pixels=DEFAULT_MAX_PIXELS, n_workers=0, pro
     paths = list(items['path'])
     fn = partial(_inspect_or_reason, min_side=min_side, max_pixels=max_pixels)
     show = progress and len(paths) >= progress_min
-    done = _read_cache(cache)
+    done, n_bad, ends_nl = _read_cache(cache)
+    if n_bad: print(f"validate: {n_bad} unusable lines in the cache {cache} ignored (their files are inspected again)", file=sys.stderr)
     keys = [inspection_key(p, min_side, max_pixels) if cache is not None else None for p in paths]
     todo = [i for i, k in enumerate(keys) if k is None or k not in done]
     res = [done.get(k) if k is not None else None for k in keys]
     out = open(cache, 'a', encoding='utf-8', errors='surrogateescape') if cache is not None and todo else None
+    if out is not None and not ends_nl: out.write('\n')   # a torn last line stays alone on its line
     try:
         def work(i):
             r = fn(paths[i])
@@ -417,8 +437,8 @@ def scan_main(root, layout=None, out=None, min_side=32, max_dist=6, workers=0, r
         check_number('--workers', workers, 0, 256)
         if layout is not None and layout not in LAYOUTS: raise UsageError(f"unknown layout {layout!r}: use one of {list(LAYOUTS)}")
         if not os.path.lexists(root): raise UsageError(f"{root} does not exist: give the dataset folder (or a CSV file)")
-        if out: check_writable(out)
-        if cache: check_writable(cache, '--cache')
+        if out: check_output(out, inputs=[root] + ([cache] if cache else []))   # before any file is read: never an input replaced
+        if cache: check_output(cache, inputs=[root] + ([out] if out else []), what='--cache')
     except UsageError as e: raise UsageError(f"artnb-scan: {e}") from None
     try:
         layout = layout or detect_layout(root)

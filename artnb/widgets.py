@@ -6,62 +6,47 @@ Docs: https://artnb.github.io/artnb/widgets.html.md"""
 
 # %% ../nbs/02a_widgets.ipynb #7862803b
 from __future__ import annotations
-import html, io, warnings
+import html, io
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np, pandas as pd
 import ipywidgets as W
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from .cam import cam_overlay, cam
 from .analysis import confusion, extended_confusion, data_tag, pred_classes, truth_column, to_pil
+from .core import BadImage, DEFAULT_MAX_PIXELS, IMAGE_FORMATS, pil_limits, open_image, image_from_bytes
 from .inference import Predictor
 
 # %% auto #0
-__all__ = ['MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'UPLOAD_FORMATS', 'UploadError', 'read_upload', 'predictor_cam',
-           'PredictionViewer', 'ConfusionExplorer', 'SourceExplorer']
+__all__ = ['MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'UploadError', 'read_upload', 'predictor_cam', 'PredictionViewer',
+           'ConfusionExplorer', 'SourceExplorer']
 
 # %% ../nbs/02a_widgets.ipynb #4089bb53
 MAX_UPLOAD_BYTES = 20 * 2**20      # 20 MiB per file
 MAX_UPLOAD_PIXELS = 40_000_000     # ~ 6300 x 6300
-UPLOAD_FORMATS = ('JPEG', 'PNG', 'WEBP', 'BMP', 'TIFF', 'GIF', 'MPO')
 
 class UploadError(ValueError):
     "An uploaded file was refused; the message says why."
 
 def read_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS,
-                formats: Sequence[str] = UPLOAD_FORMATS) -> Image.Image:
-    "Decode uploaded bytes into an RGB PIL image, or raise `UploadError` saying why the file was refused."
+                formats: Sequence[str] = IMAGE_FORMATS) -> Image.Image:
+    "Decode uploaded bytes into an RGB PIL image with `artnb.core`'s reader (as `load_rgb` reads a file), or raise `UploadError` saying why the file was refused."
     data = bytes(data)
     if len(data) == 0: raise UploadError(f'{name}: empty file')
     if len(data) > max_bytes:
         raise UploadError(f'{name}: file too large ({len(data)/2**20:.1f} MiB > {max_bytes/2**20:.1f} MiB limit)')
-    with warnings.catch_warnings():
-        warnings.simplefilter('error', Image.DecompressionBombWarning)
-        try: im = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise UploadError(f'{name}: refused as a decompression bomb ({e})') from None
-        except UnidentifiedImageError: raise UploadError(f'{name}: not an image (or an unsupported format)') from None
-        except Exception as e: raise UploadError(f'{name}: unreadable image ({type(e).__name__})') from None
-        if im.format not in formats:
-            raise UploadError(f'{name}: format {im.format} not accepted (allowed: {", ".join(formats)})')
-        w, h = im.size
-        if w * h > max_pixels:
+    try:
+        with pil_limits(): w, h = open_image(data, max_pixels=max(max_pixels, DEFAULT_MAX_PIXELS), formats=formats).size
+        if w * h > max_pixels:   # header only: refused before any pixel is decoded
             raise UploadError(f'{name}: image too large ({w}x{h} = {w*h/1e6:.1f} MP > {max_pixels/1e6:.1f} MP limit)')
-        if w < 1 or h < 1: raise UploadError(f'{name}: empty image')
-        try:
-            im.seek(0); im.load()
-            im = ImageOps.exif_transpose(im).convert('RGB')
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise UploadError(f'{name}: refused as a decompression bomb ({e})') from None
-        except Exception as e:
-            raise UploadError(f'{name}: corrupt or truncated image ({type(e).__name__}: {e})') from None
-    return im
+        return image_from_bytes(data, max_pixels=max_pixels, formats=formats)
+    except BadImage as e: raise UploadError(f'{name}: {e.reason}') from None
 
 # %% ../nbs/02a_widgets.ipynb #d8519d9e
 def predictor_cam(pred, method: str = 'gradcam') -> Callable:
-    "A cam function (images -> heat-maps) for an `artnb.learner.Predictor` (e.g. from the safe `load_model`)."
+    "A cam function (images -> heat-maps) for an `artnb.inference.Predictor` (e.g. from the safe `load_model`)."
     return lambda images: cam(pred, list(images), method=method)
 
 def _default_cam(p):
@@ -84,9 +69,29 @@ def _resize_heat(heat, size):
     h = Image.fromarray(np.asarray(heat, dtype=np.float32)).resize(size, Image.BILINEAR)
     return np.clip(np.asarray(h), 0, 1)
 
+def _label_prob(classes, p, label) -> float:
+    "Probability the headline shows for `label`: its class's entry of the row `p`; for 'none of these' (a reject threshold) the top class's."
+    return float(p[classes.index(label)]) if label in classes else float(np.max(p))
+
+def _rule(pred) -> str:
+    "The stored decision rule of `pred` in words ('' without a threshold, e.g. plain argmax)."
+    t, kind, cls = getattr(pred, 'threshold', None), getattr(pred, 'threshold_kind', None), list(pred.classes)
+    if t is None: return ''
+    if kind == 'binary' and getattr(pred, 'pos_index', None) is not None:
+        pos, neg = cls[pred.pos_index], cls[1 - pred.pos_index]
+        return f'{pos} when P({pos}) >= {t:.1%}, else {neg}'
+    return f"'none of these' when the top probability < {t:.1%}"
+
+def _headline(r) -> str:
+    "'prediction: <label> (<probability>)': the label the decision rule gave, the probability of that class from the table's row."
+    lab, p = html.escape(r['pred'] or 'none (non-finite model output)'), r['prob']
+    if r['pred'] in r['classes'] or not np.isfinite(p): return f'prediction: <b>{lab}</b> ({p:.1%})'
+    return f"prediction: <b>{lab}</b> (top class {html.escape(r['topk'][0][0])}: {p:.1%})"
+
 class PredictionViewer:
     """Upload one or many images -> each one's top-k probabilities and CAM side by side.
-    `results`: one dict per file (name, ok, error, topk, pred, prob, cam); `messages`: refusals and errors; `files`: the last upload.
+    `results`: one dict per file (name, ok, error, topk, pred, prob, probs, rule, cam); `messages`: refusals and errors; `files`: the last upload.
+    `pred` is the label the predictor's decision rule gives, `prob` that class's probability (see `_label_prob`), `probs` the whole row.
     `trained_on` (e.g. 'synthetic', 'real', 'unknown'), when given, is printed in every row: what the model learnt from."""
     def __init__(self, predictor, cam_fn: Callable | None = None, k: int = 3, max_bytes: int = MAX_UPLOAD_BYTES,
                  max_pixels: int = MAX_UPLOAD_PIXELS, max_files: int = 16, thumb: int = 224,
@@ -139,11 +144,12 @@ class PredictionViewer:
                 if self.cam_fn is not None:
                     try: heats = list(self.cam_fn([r['image'] for r in good]))
                     except Exception as e: self.messages.append(f'CAM failed: {type(e).__name__}: {e}')
-                cls = list(self.predictor.classes)
+                cls, rule = list(self.predictor.classes), _rule(self.predictor)
                 for r, p, lab, hm in zip(good, probs, labels, heats):
-                    top = np.argsort(-p)[:self.k]
-                    r.update(pred=str(lab), prob=float(p.max()), topk=[(cls[j], float(p[j])) for j in top],
-                             cam=None if hm is None else _resize_heat(hm, r['image'].size))
+                    lab, top = str(lab), list(np.argsort(-p, kind='stable')[:self.k])
+                    if lab in cls and cls.index(lab) not in top: top.append(cls.index(lab))   # the headline's class is always in the table
+                    r.update(pred=lab, prob=_label_prob(cls, p, lab), probs=p, classes=cls, rule=rule,
+                             topk=[(cls[j], float(p[j])) for j in top], cam=None if hm is None else _resize_heat(hm, r['image'].size))
             except Exception as e:
                 self.messages.append(f'prediction failed: {type(e).__name__}: {e}')
                 for r in good: r.update(ok=False, error='prediction failed')
@@ -163,8 +169,9 @@ class PredictionViewer:
             tbl = ''.join(f'<tr><td>{html.escape(c)}</td><td>{p:.1%}</td></tr>' for c, p in r['topk'])
             t = self.trained_on
             seen = f"<br><small>model trained on: <b>{html.escape(data_tag(t) if t in ('synthetic', 'real') else t)}</b></small>" if t else ''
-            kids.append(W.HTML(f"<b>{html.escape(r['name'])}</b><br>prediction: <b>{html.escape(r['pred'])}</b> "
-                               f"({r['prob']:.1%})<table>{tbl}</table>{seen}"
+            rule = f"<br><small>decision rule: {html.escape(r['rule'])}</small>" if r.get('rule') else ''
+            kids.append(W.HTML(f"<b>{html.escape(r['name'])}</b><br><span class=\"artnb-headline\">{_headline(r)}</span>"
+                               f"<table>{tbl}</table>{rule}{seen}"
                                + ('<br><small>beside the original: its CAM for the top class (red: most evidence)</small>'
                                   if r.get('cam') is not None else ''), layout=W.Layout(margin='0 0 0 12px')))
             kids[-1].add_class('artnb-prediction')

@@ -24,7 +24,8 @@ def main():
     from artnb.data import scan, split_items, art_dls
     from artnb.learner import art_learner
     from artnb.inference import save_model, load_model
-    from artnb.export import export_onnx, OnnxModel
+    from artnb.export import export_onnx
+    from artnb.runtime import OnnxModel
     tmp = Path(tempfile.mkdtemp())
     items = split_items(scan(make_dataset('folder', tmp/'data', n_per_class=4, size=64, seed=0,
                                          painters=['Synth Monet', 'Synth Rothko', 'Synth Hokusai'])), (0.5, 0.5), seed=0)

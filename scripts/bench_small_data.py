@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, ImageEnhance, ImageFilter
 
-def make_hard(dest, n_classes=12, n_per_class=10, size=160, seed=0) -> Path:
-    "A folder-per-class set of artnb.synth paintings with strong within-class variation"
+def make_hard(dest, n_classes=12, n_per_class=10, size=160, seed=0, blend_p=0.6) -> Path:
+    "A folder-per-class set of artnb.synth paintings with strong within-class variation (`blend_p`: share blended with another painter)"
     from artnb.synth import paint, PAINTERS
     rng = np.random.default_rng(seed)
     dest = Path(dest); painters = list(PAINTERS)[:n_classes]
@@ -31,7 +31,7 @@ def make_hard(dest, n_classes=12, n_per_class=10, size=160, seed=0) -> Path:
             im = paint(p, big, seed=int(rng.integers(1 << 30)))
             s = int(big * rng.uniform(0.45, 1.0)); x, y = rng.integers(0, big - s + 1, 2)
             im = im.crop((int(x), int(y), int(x) + s, int(y) + s)).resize((size, size), Image.BICUBIC)
-            if rng.random() < 0.6:   # another painter's layer on top: classes overlap
+            if rng.random() < blend_p:   # another painter's layer on top: classes overlap
                 other = painters[int(rng.integers(len(painters)))]
                 im = Image.blend(im, paint(other, size, seed=int(rng.integers(1 << 30))), float(rng.uniform(0.2, 0.45)))
             hsv = np.asarray(im.convert('HSV')).copy()
@@ -43,7 +43,7 @@ def make_hard(dest, n_classes=12, n_per_class=10, size=160, seed=0) -> Path:
             if rng.random() < 0.3: im = im.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
             im.save(d / f'{p.replace(" ", "_")}_{i:03d}.jpg', quality=int(rng.integers(40, 91)))
     (dest / 'SYNTHETIC.json').write_text(json.dumps(dict(generator='scripts/bench_small_data.py --make-hard',
-        n_classes=n_classes, n_per_class=n_per_class, size=size, seed=seed)) + '\n')
+        n_classes=n_classes, n_per_class=n_per_class, size=size, seed=seed, blend_p=blend_p)) + '\n')
     return dest
 
 def main(argv=None):

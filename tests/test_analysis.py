@@ -6,7 +6,7 @@ from PIL import Image
 from sklearn import metrics as skm
 
 from artnb.analysis import (classification_metrics, bootstrap_ci, metrics_table, confusion, extended_confusion,
-                            ece, reliability, binary_threshold, apply_threshold, save_metrics, load_metrics,
+                            wilson_ci, HEADLINE_METRICS, ece, reliability, binary_threshold, apply_threshold, save_metrics, load_metrics,
                             validate_metrics, METRICS_SCHEMA)
 
 
@@ -64,6 +64,58 @@ def test_bootstrap_contains_estimate_and_narrows():
     t = metrics_table(fake_preds(), n=100)
     assert ((t.lo <= t.estimate) & (t.estimate <= t.hi)).all()
 
+
+
+def test_wilson_ci_known_values():
+    lo, hi = wilson_ci(28, 28)
+    assert lo == pytest.approx(0.8794, abs=1e-4) and hi == 1.0
+    assert wilson_ci(0, 28) == pytest.approx((0.0, 1 - 0.87936), abs=1e-4)
+    assert wilson_ci(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_ci(1, 10) == pytest.approx((0.0179, 0.4042), abs=1e-4)
+    assert all(np.isnan(wilson_ci(0, 0)))
+    from scipy.stats import binomtest
+    for k, n, a in [(3, 7, 0.05), (60, 75, 0.1), (999, 1000, 0.01)]:
+        ci = binomtest(k, n).proportion_ci(confidence_level=1 - a, method='wilson')
+        assert wilson_ci(k, n, a) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    with pytest.raises(ValueError, match='0 <= k <= n'): wilson_ci(5, 4)
+
+
+def test_proportions_get_wilson_intervals():
+    df = fake_preds(classes=('AI', 'human'), n=200, seed=3)
+    ok = (df.target == df.pred).to_numpy()
+    assert bootstrap_ci(df, 'accuracy')[1:] == pytest.approx(wilson_ci(ok.sum(), len(df)))
+    tp = ((df.pred == 'AI') & (df.target == 'AI')).sum()
+    t = metrics_table(df, n=50)
+    assert tuple(t.loc['precision', ['lo', 'hi']]) == pytest.approx(wilson_ci(tp, (df.pred == 'AI').sum()))
+    assert tuple(t.loc['recall', ['lo', 'hi']]) == pytest.approx(wilson_ci(tp, (df.target == 'AI').sum()))
+    assert tuple(t.loc['top2_accuracy', ['lo', 'hi']]) == pytest.approx(wilson_ci(len(df), len(df)))
+    assert t.attrs['ci_method']['roc_auc'] == 'bootstrap' and t.attrs['ci_method']['accuracy'] == 'wilson'
+    # frac < 1: Wilson over frac x n trials, like the bootstrap's smaller resamples
+    assert bootstrap_ci(df, 'accuracy', frac=0.2)[1:] == pytest.approx(wilson_ci(ok.mean() * 40, 40))
+    # a callable and the named fast path share resamples for a bootstrapped metric
+    named = bootstrap_ci(df, 'balanced_accuracy', n=100, seed=2)
+    assert bootstrap_ci(df, lambda d: skm.balanced_accuracy_score(d.target, d.pred), n=100, seed=2) == pytest.approx(named)
+    assert tuple(metrics_table(df, n=100, seed=2).loc['balanced_accuracy', ['lo', 'hi']]) == pytest.approx(named[1:])
+
+
+def test_small_perfect_set_has_no_zero_width_interval():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({'target': ['AI'] * 12 + ['human'] * 16}); df['pred'] = df.target
+    df['prob_AI'] = np.where(df.target == 'AI', rng.uniform(0.6, 1, 28), rng.uniform(0, 0.4, 28))
+    df['prob_human'] = 1 - df.prob_AI
+    t = metrics_table(df, n=100)
+    assert list(t.index) == [m.format(k=2) for m in HEADLINE_METRICS]
+    assert (t.estimate == 1.0).all()
+    assert t.loc['accuracy', 'lo'] < 0.9 and t.loc['accuracy', 'hi'] == 1.0
+    assert ((t.hi - t.lo) > 0).all() and ((t.lo <= t.estimate) & (t.estimate <= t.hi)).all()
+    acc_lo = wilson_ci(28, 28)[0]
+    assert (t.drop(index=['precision', 'recall']).lo <= acc_lo + 1e-12).all()   # at least the accuracy's Wilson interval
+    for name in ('macro_f1', 'roc_auc', 'average_precision', 'f1'):
+        est, lo, hi = bootstrap_ci(df, name, n=100)
+        assert est == 1.0 and lo < 0.9 and hi == 1.0
+    assert bootstrap_ci(df, lambda d: float((d.target == d.pred).mean()), n=100)[1] < 0.9
+    # a metric outside [0, 1] is left alone
+    assert bootstrap_ci(df, lambda d: 5.0, n=20)[1:] == (5.0, 5.0)
 
 def test_extended_confusion_columns_sum_to_one():
     df = fake_preds(classes=('AI', 'human'), sources=('synth-sd', 'synth-wga', 'synth-dalle'))

@@ -4,8 +4,10 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch, yaml
 
 from artnb.learner import art_learner
-from artnb.inference import (save_model, load_model, calibrate, fit_temperature, check_config, card_metrics, model_card,
-    Predictor, NONE_LABEL, predict_files)
+from artnb.inference import save_model, load_model, calibrate, check_config, card_metrics, Predictor, NONE_LABEL
+from artnb.calibration import fit_temperature
+from artnb.card import model_card
+from artnb.predict import predict_files
 from artnb.evaluate import evaluate_model, eval_main
 from artnb.analysis import predictions, metrics_table, load_metrics
 from artnb.core import UsageError
@@ -120,37 +122,87 @@ def test_old_config_without_new_keys_loads(trained, tmp_path):
 
 
 # ---- model card
+def _front(text): return yaml.safe_load(text.split('---\n')[1])
+
+
 def test_model_card_front_matter_and_sections(trained, binary):
     learn, d = trained
     card = (d/'README.md').read_text()
     assert card.startswith('---\n')
-    front = yaml.safe_load(card.split('---\n')[1])
+    front = _front(card)
     assert front['library_name'] == 'artnb' and front['pipeline_tag'] == 'image-classification'
     assert front['classes'] == sorted(P3) and front['data_kind'] == 'synthetic' and 'synthetic-data' in front['tags']
-    assert front['temperature'] == 1.0 and front['threshold'] is None and front['metrics'] == []
-    for s in ('SYNTHETIC DATA', '## What it classifies', '## Training data', '## Evaluation', '## Intended use and limits',
-              '## How to use', 'load_model', 'artnb-predict', 'artnb-eval'):
+    assert front['temperature'] == 1.0 and front.get('threshold') is None and 'metrics' not in front and 'model-index' not in front
+    assert front['license'] == 'apache-2.0' and 'base_model' not in front          # simple_cnn from scratch
+    assert front['decision_rule'].startswith('the most probable class')
+    for s in ('SYNTHETIC DATA', '## What it classifies', '## Training data', '## Base model and license', '## Evaluation',
+              '## Intended use and limits', '## How to use', 'load_model', 'artnb-predict', 'artnb-eval'):
         assert s in card, s
-    bc = yaml.safe_load((binary[2]/'README.md').read_text().split('---\n')[1])
+    bc = _front((binary[2]/'README.md').read_text())
     assert bc['threshold'] == binary[1]['threshold'] and bc['threshold_kind'] == 'binary' and bc['positive_class'] == 'Synth Rothko'
 
 
 def test_model_card_metrics_with_n_and_ci(trained, tmp_path):
+    "The model-index holds Hub metric ids with n and interval; ModelCard.load reads them back"
+    from huggingface_hub import ModelCard
     learn, _ = trained
     tab = metrics_table(predictions(learn), n=100)
     m = card_metrics(tab, split='valid')
     d = save_model(learn, tmp_path/'m', metrics=m)
     card = (d/'README.md').read_text()
-    front = yaml.safe_load(card.split('---\n')[1])
-    acc = {x['name']: x for x in front['metrics']}['accuracy']
-    assert acc['n'] == len(learn.dls.valid_ds) and acc['split'] == 'valid' and acc['ci_level'] == 0.95
-    assert acc['ci'] == [pytest.approx(tab.loc['accuracy', 'lo']), pytest.approx(tab.loc['accuracy', 'hi'])]
+    front = _front(card)
+    assert front['metrics'] == ['accuracy', 'balanced_accuracy', 'precision', 'recall', 'f1', 'top_k_accuracy']
+    res = ModelCard.load(d/'README.md').data.eval_results
+    acc = next(r for r in res if r.metric_type == 'accuracy')
+    assert (acc.task_type, acc.dataset_split, acc.metric_args['n'], acc.metric_args['ci_level']) == ('image-classification', 'valid', len(learn.dls.valid_ds), 0.95)
+    assert acc.metric_value == pytest.approx(tab.loc['accuracy', 'estimate'])
+    assert [acc.metric_args['ci_low'], acc.metric_args['ci_high']] == [pytest.approx(tab.loc['accuracy', 'lo']), pytest.approx(tab.loc['accuracy', 'hi'])]
+    assert f"n = {len(learn.dls.valid_ds)}" in acc.metric_name
+    f1 = next(r for r in res if r.metric_type == 'f1' and r.metric_config == 'macro')
+    assert f1.metric_value == pytest.approx(tab.loc['macro_f1', 'estimate']) and f1.metric_args['average'] == 'macro'
     assert 'Small sample' in card                       # n < 30
     big = dict(m, n=500)
     assert 'Small sample' not in model_card(dict(json.loads((d/'config.json').read_text()), metrics=big))
     hostile = dict(json.loads((d/'config.json').read_text()), classes=['<script>x</script>', 'a|b', 'c'])
     text = model_card(hostile)
-    assert '<script>' not in text.split('---\n', 2)[2] and yaml.safe_load(text.split('---\n')[1])['classes'][0] == '<script>x</script>'
+    assert '<script>' not in text.split('---\n', 2)[2] and _front(text)['classes'][0] == '<script>x</script>'
+
+
+def test_model_card_hub_fields_and_cv(trained, tmp_path):
+    "A pretrained Lite0 config with a test evaluation and a k-fold estimate: ModelCard.load gives license, base model, the test accuracy with n, and the CV mean with its folds"
+    from huggingface_hub import ModelCard
+    learn, d = trained
+    tab = metrics_table(predictions(learn), n=50)
+    summary = dict(recipe='artnb', n=40, cv_folds=3, metrics={'accuracy': dict(mean=0.6, sd=0.05, folds=[0.55, 0.6, 0.65]),
+                                                              'macro_f1': dict(mean=0.5, sd=float('nan'), folds=[0.5] * 3)})
+    m = card_metrics(tab, 'test', cv=summary)                 # what artnb-train passes: results['cv'] = CVRun.summary()
+    assert m['cv'] == dict(folds=3, n=40, values={'accuracy': dict(mean=0.6, sd=0.05), 'macro_f1': dict(mean=0.5, sd=None)})
+    cfg = dict(json.loads((d/'config.json').read_text()), arch='tf_efficientnet_lite0', pretrained=True, metrics=m)
+    check_config(cfg)
+    p = tmp_path/'README.md'; p.write_text(model_card(cfg))
+    data = ModelCard.load(p).data
+    assert (data.license, data.base_model, data.library_name) == ('apache-2.0', 'timm/tf_efficientnet_lite0.in1k', 'artnb')
+    acc = next(r for r in data.eval_results if r.metric_type == 'accuracy' and r.dataset_split == 'test')
+    assert acc.metric_args['n'] == len(learn.dls.valid_ds) and acc.metric_value == pytest.approx(tab.loc['accuracy', 'estimate'])
+    cv = next(r for r in data.eval_results if r.metric_type == 'accuracy' and r.dataset_split == '3-fold-cv')
+    assert (cv.metric_value, cv.metric_args) == (0.6, dict(folds=3, n=40, sd=0.05))
+    text = p.read_text()
+    assert '3-fold cross-validation' in text and '| accuracy | 0.600 | 0.050 |' in text and '| macro\\_f1 | 0.500 | - |' in text
+    other = _front(model_card(dict(cfg, arch='resnet50')))       # another pretrained body: its own terms
+    assert other['license'] == 'other' and 'base_model' not in other
+
+
+@pytest.mark.parametrize('cv,msg', [
+    (dict(folds=1, n=3, values={}), 'metrics.cv must be'),
+    (dict(folds=3, n=-1, values={}), 'metrics.cv must be'),
+    (dict(folds=3, n=9, values={}, extra=1), 'metrics.cv must be'),
+    (dict(folds=3, n=9, values={'accuracy': dict(mean='0.5')}), 'metrics.cv.values.accuracy'),
+    (dict(folds=3, n=9, values={'accuracy': dict(mean=0.5, median=0.4)}), 'metrics.cv.values.accuracy'),
+])
+def test_check_config_rejects_bad_cv(trained, cv, msg):
+    c = json.loads((trained[1]/'config.json').read_text())
+    c['metrics'] = dict(c['metrics'], cv=cv)
+    with pytest.raises(ValueError, match=msg): check_config(c)
 
 
 # ---- artnb-predict CSV

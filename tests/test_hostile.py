@@ -14,7 +14,8 @@ from artnb.data import scan, IMAGE_EXTS, art_dls, split_items
 from artnb.validate import cache_resized, validate, inspect_image, write_bad_fixture, scan_main
 from artnb.core import sample_image, load_rgb, read_regular_file, write_csv_atomic, BadImage, UsageError
 from artnb.learner import art_learner
-from artnb.inference import save_model, load_model, check_config, Predictor, predict_files, predict_main, expand_paths
+from artnb.inference import save_model, load_model, check_config, Predictor
+from artnb.predict import predict_files, predict_main, expand_paths
 from fastcore.script import CliError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,3 +352,146 @@ def test_metrics_json_with_non_utf8_file_name(tmp_path):
     p = save_metrics(tmp_path, '06_backbones', 'S3', 'real', str(tmp_path), {'epochs': 1},
                      {'accuracy': 0.5}, data_info={'bad_files': [{'file': 'x_\udcff.jpg', 'reason': 'not an image'}]})
     assert load_metrics(p)['data']['bad_files'][0]['file'] == 'x_\udcff.jpg'
+
+
+# ==== round 3 (issue 20): no output ever replaces an input, nothing hangs, every refusal one line with its exit code
+import hashlib, signal, stat
+
+
+def digest(*paths):
+    "{path: sha256} of every regular file at or under `paths` (FIFOs and devices are never opened): the inputs' state"
+    out = {}
+    for p in map(Path, paths):
+        for f in ([p] if not p.is_dir() else sorted(q for q in p.rglob('*'))):
+            try: st = os.lstat(f)
+            except OSError: continue
+            if stat.S_ISREG(st.st_mode): out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode): out[str(f)] = 'link -> ' + os.readlink(f)
+    return out
+
+
+def refused(fn, *words):
+    "The UsageError `fn()` raises: exit status 2, one line, naming `words`"
+    with pytest.raises(UsageError) as e: fn()
+    msg = str(e.value)
+    assert e.value.code == 2 and '\n' not in msg and 'Traceback' not in msg and all(w in msg for w in words), msg
+    return msg
+
+
+@pytest.fixture
+def r3(tmp_path, model):
+    "A dataset, a copy of the model folder with its items.csv, a FIFO, a symlink to stdout; the model is never loaded"
+    d = dataset(tmp_path/'ds')
+    m = tmp_path/'m'; shutil.copytree(model, m)
+    pd.DataFrame({'path': [str(p) for p in sorted(d.rglob('*.jpg'))], 'label': 'a'}).to_csv(m/'items.csv', index=False)
+    (tmp_path/'ds.csv').write_text(f'path,label\n{d}/a/0.jpg,a\n{d}/b/0.jpg,b\n')
+    os.mkfifo(tmp_path/'fifo.csv'); os.symlink('/proc/self/fd/1', tmp_path/'link.csv')
+    return tmp_path, d, m
+
+
+def no_model_load(monkeypatch):
+    "Make loading a model an error: a refusal must come before it"
+    def boom(*a, **k): raise AssertionError('the model was loaded before the outputs were checked')
+    import artnb.predict, artnb.evaluate, artnb.export
+    for mod in (artnb.predict, artnb.evaluate, artnb.export): monkeypatch.setattr(mod, 'load_model', boom)
+
+
+def test_r3_outputs_never_replace_inputs(r3, monkeypatch):
+    "Row 1, 2, 9, 10: every CLI's output checked before any work; each input's hash unchanged"
+    from artnb.evaluate import eval_main
+    from artnb.export import export_main
+    from artnb.train import train_model
+    import artnb.train
+    t, d, m = r3
+    no_model_load(monkeypatch)
+    monkeypatch.setattr(artnb.train, 'experiment_data', lambda *a, **k: pytest.fail('the data was read'))
+    img = d/'a'/'0.jpg'
+    before = digest(t)
+    long = t/('x' * 241 + '.csv')   # a 245-byte name: its temp sibling would pass the 255-byte limit
+    cases = [
+        (lambda: predict_main(m, [img], out=img), 'is the input'),
+        (lambda: predict_main(m, [d], out=img), 'is a file in the input folder'),
+        (lambda: predict_main(m, [img], out=m/'config.json'), 'inside the model folder'),
+        (lambda: predict_main(m, [img], out=t/'link.csv'), 'is a symlink'),
+        (lambda: predict_main(m, [img], out=t/'fifo.csv'), 'a FIFO (named pipe), not a regular file'),
+        (lambda: predict_main(m, [img], out='/proc/x.csv'), 'in /proc'),
+        (lambda: predict_main(m, [img], out='/sys/x.csv'), 'in /sys'),
+        (lambda: predict_main(m, [img], out='/dev/stdout'), 'is a symlink'),
+        (lambda: predict_main(m, [img], out=long), 'the name is 245 bytes'),
+        (lambda: predict_main(m, [img], out=t/'p.csv', cam=d), 'holds the input'),
+        (lambda: predict_main(m, [img], out=t/'p.csv', cam=m), 'is the model folder'),
+        (lambda: scan_main(t/'ds.csv', out=t/'ds.csv'), 'is the input'),
+        (lambda: scan_main(d, cache=img), 'is a file in the input folder'),
+        (lambda: scan_main(d, out=t/'link.csv'), 'is a symlink'),
+        (lambda: scan_main(d, out=t/'fifo.csv'), 'FIFO'),
+        (lambda: scan_main(d, out='/proc/x.csv'), 'in /proc'),
+        (lambda: scan_main(d, out=long), 'the name is 245 bytes'),
+        (lambda: scan_main(d, out=t/'c.csv', cache=t/'c.csv'), 'is the input'),
+        (lambda: eval_main(m, m/'items.csv', out=m), 'is the model folder'),
+        (lambda: eval_main(m, m/'items.csv', out=m/'eval'), 'inside the model folder'),
+        (lambda: eval_main(m, t/'ds.csv', out=t/'link.csv'), 'is a symlink'),
+        (lambda: train_model(m/'items.csv', m), 'its items.csv would replace the input'),
+        (lambda: train_model(d, d), 'is the input'),
+    ]
+    for fn, words in cases: refused(fn, words)
+    os.symlink('/proc/self/fd/1', m/'onnx.json')
+    refused(lambda: export_main(m), 'onnx.json is a symlink')
+    os.unlink(m/'onnx.json')
+    assert digest(t) == before
+    assert sorted(p.name for p in t.iterdir()) == ['ds', 'ds.csv', 'fifo.csv', 'link.csv', 'm']   # no temp file, no probe left
+
+
+def test_r3_cache_is_data_not_trust(tmp_path, capsys):
+    "Rows 3 and 4: a FIFO cache is refused at once (no hang); a cache with wrong content is read record by record"
+    d = dataset(tmp_path/'ds')
+    os.mkfifo(tmp_path/'fifo.jsonl')
+    t0 = time.time()
+    refused(lambda: scan_main(d, cache=tmp_path/'fifo.jsonl'), 'FIFO')
+    with pytest.raises(ValueError, match='not a regular file'): validate(scan(d), cache=tmp_path/'fifo.jsonl', verbose=False)
+    assert time.time() - t0 < 5
+    ref = validate(scan(d), verbose=False)[0]
+    good = {"k": "x", "m": None, "r": "not an image"}
+    for junk in ['{}', '[]', '[1, 2, 3]', '"text"', '{"k": 1, "m": null, "r": "x"}', '{"k": "x", "m": {"width": "a"}, "r": ""}',
+                 '{"k": "x", "m": [1], "r": ""}', '\x00\xff binary', '[' * 50000, json.dumps({**good, 'more': 1})]:
+        c = tmp_path/'c.jsonl'; c.write_text(junk + '\n' + json.dumps(good) + '\n')
+        before = c.read_bytes()
+        g, b = validate(scan(d), cache=c, verbose=False)
+        assert len(g) == len(ref) and len(b) == 0, junk
+        assert 'validate: 1 unusable lines in the cache' in capsys.readouterr().err, junk
+        assert c.read_bytes().startswith(before)   # appended to, never rewritten
+    assert scan_main(d, cache=c) == 0
+
+
+def test_r3_arguments_before_data(tmp_path, monkeypatch):
+    "Rows 11 and 17: --lr, --seed and --port refused (exit 2) before any data is read"
+    import artnb.train
+    from artnb.train import train_model
+    from artnb.demo_app import demo_cli
+    d = dataset(tmp_path/'ds')
+    monkeypatch.setattr(artnb.train, 'experiment_data', lambda *a, **k: pytest.fail('the data was read'))
+    for kw, words in [(dict(lr=float('nan')), '--lr must be a number'), (dict(lr=-1.), '--lr must be a number'),
+                      (dict(lr=float('inf')), '--lr must be a number'), (dict(seed=-1), '--seed must be an integer >= 0'),
+                      (dict(seed=99999999999), '--seed must be an integer'), (dict(cv_folds=1), '--cv-folds')]:
+        refused(lambda: train_model(d, tmp_path/'out', **kw), words)
+    assert not (tmp_path/'out').exists()
+    for port in (0, 99999, -1):
+        with pytest.raises(ValueError, match='--port must be an integer from 1 to 65535'): demo_cli(model_dir=str(tmp_path), port=port, dry_run=True)
+
+
+def test_r3_exit_paths(tmp_path):
+    "Rows 16 and 21, the real exit paths: stdout full or closed -> a quiet non-zero exit, Ctrl-C -> one line and 130; no traceback"
+    d = dataset(tmp_path/'ds')
+    exe = [str(BIN/'artnb-scan'), str(d)]
+    def full():
+        with open('/dev/full', 'w') as f: return subprocess.run(exe, stdout=f, stderr=subprocess.PIPE, text=True, env=ENV, timeout=TIMEOUT)
+    def closed():
+        p = subprocess.Popen(exe, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        p.stdout.close(); err = p.stderr.read(); p.wait(TIMEOUT)
+        return subprocess.CompletedProcess(exe, p.returncode, '', err)
+    with ThreadPoolExecutor(2) as ex: r_full, r_closed = ex.map(lambda f: f(), (full, closed))
+    assert r_full.returncode == 1 and len(r_full.stderr.strip().splitlines()) == 1 and 'No space left' in r_full.stderr, r_full.stderr
+    assert r_closed.returncode == 1 and r_closed.stderr == '', r_closed.stderr
+    p = subprocess.Popen(exe, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    time.sleep(1.5); p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=TIMEOUT)[1]
+    assert p.returncode == 130 and err.strip() == 'artnb-scan: interrupted', err

@@ -5,7 +5,8 @@ import numpy as np, pandas as pd, pytest, torch
 
 from artnb.learner import (HEADS, art_learner, create_body_and_stats, SingleLogitBCE, hub_reachable,
     OfflineWeightsError, schedule_table)
-from artnb.inference import save_model, load_model, FusedBinary, Predictor, NONE_LABEL
+from artnb.inference import save_model, load_model, Predictor, NONE_LABEL
+from artnb.fusion import FusedBinary
 from artnb.data import scan, split_items, art_dls
 from artnb.validate import validate
 from artnb.synth_data import make_dataset

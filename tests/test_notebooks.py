@@ -100,7 +100,7 @@ def _check_05(res, kind):
         if h.get(f"{H} top-1 acc") is not None: assert h[f"{H} top-2 acc"] >= h[f"{H} top-1 acc"] - 1e-9
 
 def _check_06(res, kind):
-    "S3: headline numbers are those of the runs they name; the best model is the best by validation accuracy"
+    "S3: headline numbers are those of the runs they name; the best model is the best by the task's validation metric (macro-F1 / balanced accuracy)"
     h, runs, names = res["headline"], res["runs"], res["headline_models"]
     assert [k for k, _ in res["headline_n"]] == list(h)
     assert _close(h["probe accuracy"], probe_accuracy(res))
@@ -109,7 +109,8 @@ def _check_06(res, kind):
         assert "head-only" in runs[names["baseline"]]["mode"]
     if names["best_fine_tuned"]: assert _close(h["best fine-tuned accuracy"], runs[names["best_fine_tuned"]]["metrics"]["accuracy"])
     best = res["best_model"]
-    assert best["name"] in runs and _close(best["valid_acc"], max(r["valid_acc"] for r in runs.values()))
+    assert best["name"] in runs and _close(best["valid_score"], max(r["valid_score"] for r in runs.values()))
+    assert best["selected_by"] in ("valid macro_f1", "valid balanced_accuracy")
 
 def _check_07(res, kind):
     "S4: the origin/style error split partitions the test set and agrees with each variant's test accuracy"

@@ -5,7 +5,8 @@ import numpy as np, pandas as pd, pytest
 from artnb.synth_data import make_dataset
 from artnb.data import scan, split_items, art_dls
 from artnb.learner import art_learner
-from artnb.inference import save_model, load_model, predict_files, predict_main
+from artnb.inference import save_model, load_model
+from artnb.predict import predict_files, predict_main
 from artnb.core import UsageError
 from artnb.export import export_onnx
 

@@ -35,6 +35,8 @@ def test_train_then_predict_and_eval(data, tmp_path):
     ej = json.loads((tmp_path/'eval'/'metrics.json').read_text())
     assert ej['results']['n'] == mj['results']['n_test']
     assert ej['results']['accuracy'] == pytest.approx(mj['results']['metrics']['accuracy'], abs=1e-9)
+    from huggingface_hub import ModelCard   # the card carries the k-fold CV estimate beside the test numbers
+    assert any(r.dataset_split == '2-fold-cv' for r in ModelCard.load(m/'README.md').data.eval_results)
     rc, _, err = run('artnb-predict', m, data, '--out', tmp_path/'p.csv')
     assert rc == 0, err[-2000:]
     assert len(pd.read_csv(tmp_path/'p.csv')) == 24
@@ -51,3 +53,29 @@ def test_train_bad_arguments_exit_2(data, tmp_path):
         with pytest.raises(UsageError, match=words) as e: train_model(data, tmp_path/'m', **kw)
         assert e.value.code == 2
     assert not (tmp_path/'m').exists()
+
+
+def test_binary_card_eval_and_predict_agree(data, tmp_path):
+    "A binary model's card, artnb-eval and artnb-predict give the same label and probability for every test image; on a small validation set the stored rule keeps T = 1 and a threshold strictly inside (0, 1)"
+    import numpy as np
+    from artnb.train import train_model
+    from artnb.evaluate import evaluate_model
+    from artnb.predict import predict_files
+    res = train_model(data, tmp_path/'b', arch='simple_cnn', pretrained=False, img_size=32, epochs=2, bs=8, task='binary',
+                      target='Synth Rothko', n_boot=50, verbose=False)
+    m = tmp_path/'b'
+    pred = load_model(m)
+    assert pred.threshold_kind == 'binary' and 0 < pred.threshold < 1
+    cal = res['calibration']
+    assert cal['temperature'] == 1.0 and any('fewer than 10' in n for n in cal['notes']), cal   # too few to fit a temperature
+    from huggingface_hub import ModelCard
+    acc = next(r for r in ModelCard.load(m/'README.md').data.eval_results if r.metric_type == 'accuracy' and r.dataset_split == 'test')
+    ev = evaluate_model(m, m/'items.csv', split='test', n_boot=50)
+    assert acc.metric_args['n'] == ev['n'] == res['n_test']
+    assert acc.metric_value == pytest.approx(ev['accuracy'], abs=1e-9)
+    p = ev['predictions']
+    argmax = np.array(pred.classes, dtype=object)[p[[f'prob_{c}' for c in pred.classes]].to_numpy().argmax(1)]
+    if cal['threshold'] == 0.5: assert ev['accuracy'] == pytest.approx((argmax == p['target'].to_numpy()).mean())
+    df = predict_files(m, list(p['path']), out=None, progress=False)
+    assert list(df['label']) == list(p['decision'])
+    for c in pred.classes: np.testing.assert_allclose(df[f'prob_{c}'].to_numpy(), p[f'prob_{c}'].to_numpy(), atol=1e-6)

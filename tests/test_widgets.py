@@ -1,7 +1,7 @@
 """The demo's self-checks (they used to run inside nbs/08_demo.ipynb, on the widget the user then saw): the app
 (`artnb.demo_app.DemoApp`) with a tiny saved model on SYNTHETIC paintings, driven headless the way a browser does
 (setting the FileUpload widget's value), with paintings and the files it must refuse."""
-import datetime, io, json, os, pickle, struct, zlib
+import datetime, html, io, json, os, pickle, re, shutil, struct, zlib
 from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
@@ -10,6 +10,7 @@ from artnb.synth_data import make_dataset, write_bad_files
 from artnb.data import scan, split_items, art_dls
 from artnb.learner import art_learner
 from artnb.inference import save_model
+from artnb.core import load_rgb
 from artnb.widgets import read_upload
 from artnb.demo_app import DemoApp, app_from_env, app_env, open_model, model_folder
 
@@ -127,3 +128,112 @@ def test_pickles_refused_and_env(setup):
         assert "pickle" in str(e.value) and "save_model" in str(e.value)
     app = app_from_env(app_env([setup["a"], setup["b"]], setup["tmp"] / "models"))
     assert app.model_paths == [model_folder(setup["a"]), model_folder(setup["b"])]
+
+
+# ---- the demo and Predictor read an image the same way, and the headline says what the decision rule says
+def _png(im, **kw):
+    b = io.BytesIO(); im.save(b, format="PNG", **kw); return b.getvalue()
+
+
+def odd_images():
+    "name -> bytes of images whose decoding matters: 16-bit, alpha (transparent and half-transparent), palette + tRNS, EXIF-rotated JPEG."
+    from artnb.core import sample_image
+    w, h = 64, 48
+    g16 = Image.fromarray(np.linspace(0, 65535, w * h).reshape(h, w).astype(np.uint16))   # a gradient; PIL's convert clips it white
+    assert g16.mode == "I;16"
+    rgba = Image.new("RGBA", (w, h), (0, 0, 0, 0))                                         # black under alpha 0: white when composited
+    rgba.paste(sample_image(1, (w, h)).convert("RGBA"), (0, 0))
+    a = np.full((h, w), 255, np.uint8); a[:, : w // 3] = 0; a[:, w // 3: 2 * w // 3] = 128
+    rgba.putalpha(Image.fromarray(a))
+    pal = sample_image(2, (w, h)).quantize(16)
+    assert pal.mode == "P"
+    jpg = io.BytesIO(); exif = Image.Exif(); exif[0x0112] = 6                               # orientation: rotate 90 degrees
+    sample_image(3, (w, h)).save(jpg, format="JPEG", exif=exif.tobytes())
+    return {"g16.png": _png(g16), "rgba.png": _png(rgba), "palette.png": _png(pal, transparency=0),
+            "rotated.jpg": jpg.getvalue()}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    "Untrained simple_cnn models (4 painters; Synth Rothko vs other) saved with save_model, and the odd images written as files."
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("parity")
+    items = split_items(scan(make_dataset("folder", tmp / "paintings", n_per_class=3, size=48, seed=1, painters=PAINTERS)),
+                        ratios=(0.5, 0.5), seed=0)
+    multi = save_model(art_learner(art_dls(items, size=32, bs=8), "simple_cnn", pretrained=False), tmp / "models" / "multi")
+    binary = save_model(art_learner(art_dls(items, task="binary", target="Synth Rothko", size=32, bs=8), "simple_cnn",
+                                    pretrained=False), tmp / "models" / "binary")
+    files = {}
+    for name, data in odd_images().items():
+        (tmp / name).write_bytes(data); files[name] = tmp / name
+    return dict(tmp=tmp, multi=multi, binary=binary, files=files)
+
+
+def store_rule(folder, threshold, kind):
+    "Store a decision rule in a saved model's config.json (as calibrate + save_model would)."
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(threshold=threshold, threshold_kind=kind)
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+def test_upload_and_file_give_same_probabilities(tiny):
+    files = tiny["files"]
+    assert Image.open(files["g16.png"]).mode in ("I;16", "I") and Image.open(files["palette.png"]).info.get("transparency") == 0
+    app = DemoApp([tiny["multi"]])
+    res = {r["name"]: r for r in app.upload([(n, p.read_bytes()) for n, p in files.items()])}
+    pred = open_model(tiny["multi"])
+    for name, path in files.items():
+        r, want = res[name], pred.predict(path)
+        assert r["ok"], r["error"]
+        w, h = Image.open(path).size
+        assert r["image"].size == ((h, w) if name == "rotated.jpg" else (w, h)), name   # EXIF rotation applied
+        np.testing.assert_allclose(r["probs"], want.probs[0], atol=1e-6, err_msg=name)
+        assert r["pred"] == want.labels[0], name
+        np.testing.assert_array_equal(np.asarray(read_upload(name, path.read_bytes())), np.asarray(load_rgb(path)))
+    # the test has teeth: PIL's own decoding (what the demo did) gives other pixels for these files
+    for name in ("g16.png", "rgba.png", "palette.png"):
+        old = np.asarray(Image.open(files[name]).convert("RGB"))
+        assert np.abs(old.astype(int) - np.asarray(load_rgb(files[name]), dtype=int)).max() > 50, name
+
+
+def _shown(row_html):
+    "(headline label, headline percentage, {class: percentage} of the table) of a rendered prediction row."
+    m = re.search(r'class="artnb-headline">prediction: <b>(.*?)</b> \((?:top class .*?: )?([\d.]+)%\)', row_html)
+    table = {c: float(p) for c, p in re.findall(r"<tr><td>(.*?)</td><td>([\d.]+)%</td></tr>", row_html)}
+    return html.unescape(m.group(1)), float(m.group(2)), table
+
+
+def test_headline_follows_the_stored_binary_rule(tiny, tmp_path):
+    folder = tmp_path / "binary"; shutil.copytree(tiny["binary"], folder)
+    path = tiny["files"]["rgba.png"]
+    p0 = open_model(folder)
+    probs = p0.predict(path).probs[0]; pos = p0.pos_index
+    q = float(probs[pos])
+    t = min(q + 0.01, 1.0) if q >= 0.5 else max(q - 0.01, 0.0)   # a stored threshold that overturns the argmax
+    store_rule(folder, t, "binary")
+    pred = open_model(folder)
+    assert pred.threshold == pytest.approx(t) and pred.threshold_kind == "binary"
+    want = pred.predict(path)
+    assert want.labels[0] != pred.classes[int(want.probs[0].argmax())]      # the case of the issue: rule != argmax
+    app = DemoApp([folder])
+    r = app.upload([("painting.png", path.read_bytes())])[0]
+    assert r["pred"] == want.labels[0] == pred.labels_for(want.probs)[0]
+    np.testing.assert_allclose(r["probs"], want.probs[0], atol=1e-6)
+    assert r["prob"] == pytest.approx(float(want.probs[0][pred.classes.index(r["pred"])]))
+    label, pct, table = _shown(app.viewer.out.children[0].children[-1].value)
+    assert label == want.labels[0] and pct == table[label]
+    assert "decision rule:" in app.viewer.out.children[0].children[-1].value
+
+
+def test_headline_says_none_of_these_below_the_reject_threshold(tiny, tmp_path):
+    folder = tmp_path / "multi"; shutil.copytree(tiny["multi"], folder)
+    store_rule(folder, 1.0, "reject")                                       # nothing is sure enough: every image rejected
+    path = tiny["files"]["palette.png"]
+    want = open_model(folder).predict(path)
+    assert want.labels == ["none of these"]
+    app = DemoApp([folder])
+    r = app.upload([("p.png", path.read_bytes())])[0]
+    assert r["pred"] == "none of these"
+    label, pct, table = _shown(app.viewer.out.children[0].children[-1].value)
+    top = r["topk"][0][0]
+    assert label == "none of these" and pct == table[top] and top == open_model(folder).classes[int(want.probs[0].argmax())]

@@ -1,0 +1,92 @@
+"The package's shape: no import cycles, the inference core below analysis and cam, one definition of each shared step, module sizes held"
+import ast
+from pathlib import Path
+import pytest
+
+PKG = Path(__file__).resolve().parents[1]/'artnb'
+MODULES = sorted(p.stem for p in PKG.glob('*.py') if p.stem not in ('__init__', '_modidx'))
+
+
+def _is_main_guard(node) -> bool:
+    "`if __name__ == '__main__':` (the `python -m artnb.train` entry point): run as a script, never when the module is imported"
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.BoolOp | ast.Compare)
+            and "'__main__'" in ast.unparse(node.test) and '__name__' in ast.unparse(node.test))
+
+
+def _imports(name) -> set:
+    "artnb modules `name` imports anywhere in its source (top level or inside functions), not counting its `__main__` block"
+    out = set()
+    tree = ast.parse((PKG/f'{name}.py').read_text())
+    tree.body = [n for n in tree.body if not _is_main_guard(n)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ''
+            if node.level == 1: out.add(mod.split('.')[0] if mod else '')
+            elif mod.startswith('artnb.'): out.add(mod.split('.')[1])
+            elif mod == 'artnb': out.update(a.name for a in node.names if a.name in MODULES)
+        elif isinstance(node, ast.Import):
+            out.update(a.name.split('.')[1] for a in node.names if a.name.startswith('artnb.'))
+    return out & set(MODULES)
+
+
+def _top_level(name, deep=False) -> set:
+    "artnb modules imported at module level (what `import artnb.<name>` loads)"
+    tree = ast.parse((PKG/f'{name}.py').read_text())
+    out = set()
+    for node in tree.body:
+        for n in ast.walk(node) if not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) else []:
+            if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module: out.add(n.module.split('.')[0])
+            elif isinstance(n, ast.ImportFrom) and (n.module or '').startswith('artnb.'): out.add(n.module.split('.')[1])
+    return out & set(MODULES)
+
+
+def test_no_import_cycle():
+    graph = {m: _imports(m) - {m} for m in MODULES}
+    seen, stack = {}, []
+    def visit(m):
+        seen[m] = 'open'; stack.append(m)
+        for d in sorted(graph[m]):
+            if seen.get(d) == 'open': pytest.fail(f"import cycle: {' -> '.join(stack[stack.index(d):] + [d])}")
+            if d not in seen: visit(d)
+        seen[m] = 'done'; stack.pop()
+    for m in MODULES:
+        if m not in seen: visit(m)
+
+
+def test_inference_core_is_low():
+    "What `import artnb.inference` loads: never analysis, cam, widgets or the experiment layer; calibration, card and hub import no torch, fastai or matplotlib themselves"
+    closure, todo = set(), ['inference']
+    while todo:
+        m = todo.pop()
+        for d in _top_level(m) - closure: closure.add(d); todo.append(d)
+    assert not closure & {'analysis', 'cam', 'widgets', 'experiment', 'evaluate', 'predict', 'export', 'train', 'cli'}, closure
+    # the decision rule and the model-folder lookup stand alone (numpy/scipy only); the card needs only core
+    assert _top_level('hub') == set() and _top_level('calibration') == set() and _top_level('card') == {'core'}
+    for light in ('calibration', 'hub', 'card'):
+        mods = {a.name.split('.')[0] for n in ast.walk(ast.parse((PKG/f'{light}.py').read_text())) if isinstance(n, ast.Import) for a in n.names}
+        mods |= {(n.module or '').split('.')[0] for n in ast.walk(ast.parse((PKG/f'{light}.py').read_text())) if isinstance(n, ast.ImportFrom) and not n.level}
+        assert not mods & {'torch', 'fastai', 'matplotlib', 'timm'}, (light, mods)
+
+
+ONE_DEFINITION = ['open_image', 'to_rgb', 'load_rgb', 'image_from_bytes', 'fit_temperature', 'fit_decision_rule', 'choose_binary_threshold',
+                  'reject_threshold', 'decide', 'model_folder', 'norm_name', 'to_jsonable', 'can_reach', 'calibrate']
+
+
+def test_one_definition_each():
+    "Image reading, the decision rule and its fitting, model-folder detection, name normalisation: defined once in the package"
+    defs = {}
+    for m in MODULES:
+        for node in ast.parse((PKG/f'{m}.py').read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)): defs.setdefault(node.name, []).append(m)
+    for name in ONE_DEFINITION: assert len(defs.get(name, [])) == 1, (name, defs.get(name))
+    for twin in ('_norm', '_norm_name', '_model_folder', '_nll', 'read_upload_rgb'): assert twin not in defs, (twin, defs[twin])
+
+
+# modules still over ~600 lines, each capped at today's size so it can only shrink
+OVERSIZE = {'analysis': 700, 'data': 705, 'experiment': 660, 'synth': 610, 'learner': 610}
+
+
+def test_module_sizes():
+    for m in MODULES:
+        n = len((PKG/f'{m}.py').read_text().splitlines())
+        assert n <= OVERSIZE.get(m, 600), f"artnb/{m}.py has {n} lines (limit {OVERSIZE.get(m, 600)})"
