@@ -52,12 +52,13 @@ def predict_cli(model_dir:str,  # folder written by save_model (model.safetensor
                 bs:int=32,  # batch size
                 topk:int=1,  # how many top classes per image in the CSV
                 threshold:float=None,  # decision threshold overriding the model's stored one (binary: on p(positive class); multi-class: 'none of these' below it)
-                backend:str='torch'):  # torch, or onnx (the model.onnx written by artnb-export-onnx, run by onnxruntime)
+                backend:str='torch',  # torch, or onnx (the model.onnx written by artnb-export-onnx, run by onnxruntime)
+                revision:str='main'):  # with a Hub id as MODEL_DIR: the branch, tag or commit to use from the local Hub cache
     "Predict images with a saved artnb model: exit 0 when all were predicted, 1 when some were unreadable (listed), 2 for wrong arguments"
     from artnb.core import escape_stdio, run_cli   # imported to run, not to parse
     from artnb.predict import predict_main
     escape_stdio()
-    return run_cli(predict_cli, predict_main, model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method, threshold=threshold, backend=backend)
+    return run_cli(predict_cli, predict_main, model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method, threshold=threshold, backend=backend, revision=revision)
 
 @call_parse
 @interruptible
@@ -66,12 +67,14 @@ def eval_cli(model_dir:str,  # folder written by save_model (model.safetensors +
              out:str='eval',  # folder for metrics.json, predictions.csv and the figures
              split:str='test',  # rows to evaluate: train, valid, test or all (data without splits: all)
              robustness:store_true=False,  # also measure accuracy under JPEG, blur and downscaling
-             bs:int=32):  # batch size
+             bs:int=32,  # batch size
+             include_seen:store_true=False,  # also score images the model was trained or validated on (its seen.csv); left out by default
+             revision:str='main'):  # with a Hub id as MODEL_DIR: the branch, tag or commit to use from the local Hub cache
     "Evaluate a saved artnb model on labelled data: exit 0 when all images were evaluated, 1 when some were unreadable (listed), 2 for wrong arguments"
     from artnb.core import escape_stdio, run_cli   # imported to run, not to parse
     from artnb.evaluate import eval_main
     escape_stdio()
-    return run_cli(eval_cli, eval_main, model_dir, data, out=out, split=split, robustness=robustness, bs=bs)
+    return run_cli(eval_cli, eval_main, model_dir, data, out=out, split=split, robustness=robustness, bs=bs, include_seen=include_seen, revision=revision)
 
 @call_parse
 @interruptible
@@ -101,7 +104,8 @@ def train_cli(data:str,               # dataset folder (any layout artnb.data.sc
               layout:str=None,        # dataset layout; detected when omitted
               ratios:str='0.7,0.2,0.1',  # train, valid, test fractions when the data has no split
               seed:int=42,            # seed for the split and training
-              cv_folds:int=None):     # also estimate accuracy by K-fold cross-validation over every image (fold mean and spread in metrics.json)
+              cv_folds:int=None,      # also estimate accuracy by K-fold cross-validation over every image (fold mean and spread in metrics.json)
+              group_by:str=None):     # column whose values never straddle the split or folds (a CSV's group column is used anyway)
     "Train a model on a painting dataset, evaluate it on the test split, calibrate it and save it: exit 0 on success, 1 when the data is unusable, 2 for wrong arguments"
     from artnb.core import escape_stdio, run_cli, UsageError   # imported to run, not to parse
     from artnb.train import train_model
@@ -114,7 +118,7 @@ def train_cli(data:str,               # dataset folder (any layout artnb.data.sc
         except ValueError: raise UsageError(f"artnb-train: --ratios must be numbers like 0.7,0.2,0.1, got {ratios!r}") from None
         try: res = train_model(data, out, recipe=recipe, arch=arch, pretrained=not no_pretrained, img_size=img_size, epochs=epochs,
                                bs=bs, lr=lr, task=task, target=target, layout=layout, ratios=r, seed=seed,
-                               cv_folds=cv_folds)
+                               cv_folds=cv_folds, group_by=group_by)
         except UsageError as e: raise UsageError(f"artnb-train: {e}") from None
         m = res['metrics']
         if not is_main_process(): return 0   # several processes: rank 0 reports

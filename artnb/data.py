@@ -334,12 +334,15 @@ def _as_bool(v):
 _CTRL = re.compile(r'[\x00-\x1f\x7f]')
 
 def _read_items_csv(path):
-    "The CSV at `path` as strings; `ValueError` with one line for an empty, non-UTF-8 or malformed file"
-    try: return pd.read_csv(path, dtype=str, keep_default_na=False, encoding='utf-8')
-    except pd.errors.EmptyDataError: raise ValueError(f"{path} is empty: it needs a header row path,label and one row per image") from None
-    except UnicodeDecodeError: raise ValueError(f"{path} is not UTF-8 text: save it as UTF-8 CSV") from None
-    except (pd.errors.ParserError, csv.Error, ValueError) as e:
-        raise ValueError(f"{path} is not a readable CSV ({str(e).strip().splitlines()[-1][:200]})") from None
+    "The CSV at `path` as strings, indexed by where each row starts ('PATH line N'; blank rows skipped, missing last values empty); one-line `ValueError` for an empty, non-UTF-8 or malformed file, a column named twice or a row with more fields than the header"
+    try:   # csv counts physical lines: a row starts on its last line minus the line breaks inside its quoted values; a spreadsheet's byte-order mark is no column name
+        with open(path, encoding='utf-8-sig', newline='') as f: rd = csv.reader(f, strict=True); recs = [(rd.line_num - sum(v.count('\n') for v in r), r) for r in rd if any(v.strip() for v in r)]
+    except UnicodeDecodeError as e: raise ValueError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x}): save it as UTF-8 CSV") from None
+    except csv.Error as e: raise ValueError(f"{path} is not a readable CSV (line {rd.line_num}: {e})") from None
+    if not recs: raise ValueError(f"{path} is empty: it needs a header row path,label and one row per image")
+    head, long = [h.strip() for h in recs[0][1]], [(n, len(r)) for n, r in recs if len(r) > len(recs[0][1])]
+    if long or len(set(head)) < len(head): raise ValueError(f"{path} line {long[0][0]}: {long[0][1]} fields but the header has {len(head)} (quote a value that holds a comma)" if long else f"{path} line {recs[0][0]}: the header names a column twice")
+    return pd.DataFrame([r + [''] * (len(head) - len(r)) for _, r in recs[1:]], columns=head, index=[f"{path} line {n}" for n, _ in recs[1:]], dtype=str)
 
 def scan_csv(path):
     "Items from a CSV with columns path,label[,source][,split][,artist][,style][,is_ai][,group]; relative paths from the CSV's folder"
@@ -353,9 +356,8 @@ def scan_csv(path):
     if missing: raise ValueError(f"{path} lacks column(s) {sorted(missing)}: it needs path,label[,source][,split] (has {list(df.columns)[:10]})")
     if not len(df): raise ValueError(f"{path} has a header but no rows: add one row path,label per image")
     base, rows, seen = path.parent, [], {}
-    for i, r in enumerate(df.to_dict('records')):
-        line, p, label = i + 2, r['path'].strip(), r['label'].strip()
-        where = f"{path} line {line}"
+    for where, r in df.to_dict('index').items():   # where: 'PATH line N', the line the row starts on
+        p, label = r['path'].strip(), r['label'].strip()
         if not p: raise ValueError(f"{where}: empty path")
         if not label or _CTRL.search(label): raise ValueError(f"{where} ({p}): label {r['label']!r} is empty or holds control characters")
         if _CTRL.search(p): raise ValueError(f"{where}: path {p!r} holds control characters")

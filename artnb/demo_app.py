@@ -7,17 +7,18 @@ Docs: https://artnb.github.io/artnb/demo_app.html.md"""
 
 # %% ../nbs/02d_demo_app.ipynb #4920bb31
 from __future__ import annotations
-import json, os, shutil, subprocess, sys, tempfile
+import datetime, functools, html, json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 from fastcore.script import call_parse, CliError, is_cli
 from .hub import model_folder   # the one model-folder check (light: no torch)
-# ipywidgets, artnb.analysis, artnb.learner and artnb.widgets (fastai, torch: seconds to import) are imported
-# inside the functions that need them, so `artnb-demo` checks its options and starts Voila at once.
+# ipywidgets, artnb.analysis, artnb.inference and artnb.widgets (fastai, torch: seconds to import) and jupyter_server
+# (~1 s) are imported inside the functions that need them, so `artnb-demo` checks its options and starts Voila at once.
 
 # %% auto #0
-__all__ = ['SAFE_HOWTO', 'APP_ENV', 'open_model', 'find_models', 'model_data_kind', 'model_label', 'DemoApp', 'resolve_models',
-           'app_env', 'app_from_env', 'write_app_notebook', 'voila_command', 'demo_cli']
+__all__ = ['SAFE_HOWTO', 'APP_ENV', 'READY', 'APP_CELL', 'open_model', 'find_models', 'model_data_kind', 'card_title',
+           'model_heading', 'model_label', 'DemoApp', 'resolve_models', 'app_env', 'app_from_env', 'write_app_notebook',
+           'voila_command', 'demo_cli']
 
 # %% ../nbs/02d_demo_app.ipynb #49bbf8eb
 SAFE_HOWTO = ("In the session that trained the model, run `artnb.inference.save_model(learn, 'models/x')` (a Learner "
@@ -51,6 +52,30 @@ def model_data_kind(config) -> str:
         if kind in DATA_KINDS: return kind
     return 'unknown'
 
+# %% ../nbs/02d_demo_app.ipynb #2a7de405
+def card_title(folder) -> str | None:
+    "The first `# ` heading of the model card `folder/README.md` after its YAML front matter (Markdown escapes undone), or None."
+    p = Path(folder) / 'README.md'
+    if not p.is_file(): return None
+    text = p.read_text(encoding='utf-8', errors='replace')
+    if text.startswith('---'):
+        end = text.find('\n---', 3); text = text[end + 4:] if end >= 0 else ''
+    for line in text.splitlines():
+        if line.startswith('# ') and line[2:].strip(): return re.sub(r'\\(.)', r'\1', line[2:].strip())
+    return None
+
+def model_heading(folder, config, data_kind: str = 'unknown', title: str | None = None, max_classes: int = 8) -> str:
+    "HTML heading for a model: `title` or its card's title (else arch + number of classes), then its classes and training data."
+    classes = [str(c) for c in (config.get('classes') if isinstance(config, dict) else config.classes)]
+    arch = config.get('arch') if isinstance(config, dict) else config.arch
+    title = title or card_title(folder) or f"{arch} classifier, {len(classes)} classes"
+    shown = ', '.join(classes[:max_classes]) + (f' and {len(classes) - max_classes} more' if len(classes) > max_classes else '')
+    from artnb.analysis import data_tag
+    kind = data_tag(data_kind) if data_kind in ('synthetic', 'real') else 'unknown data'
+    return (f'<h2 style="margin:0 0 4px 0;font-size:1.35em;line-height:1.3;overflow-wrap:anywhere">{html.escape(title)}</h2>'
+            f'<div class="artnb-subtitle" style="overflow-wrap:anywhere"><small>{len(classes)} classes: {html.escape(shown)}'
+            f' &middot; trained on {html.escape(kind)}</small></div>')
+
 # %% ../nbs/02d_demo_app.ipynb #5c298db0
 def model_label(path, root=None) -> str:
     "How a model folder is named in the drop-down: its path below `root`, else its folder name."
@@ -63,22 +88,27 @@ def model_label(path, root=None) -> str:
 class DemoApp:
     "Model drop-down + `PredictionViewer`: `widget` is what is shown, `viewer` holds results and messages."
     def __init__(self, model_paths, root=None, cam_method: str = 'gradcam', k: int = 3, data_kinds: dict | None = None,
-                 title: str = 'Art classifier with Grad-CAM explainability (S3 demo)', device='cpu'):
+                 title: str | None = None, device='cpu'):
         import ipywidgets as W
         from artnb.widgets import PredictionViewer, predictor_cam
         self.model_paths = [model_folder(p) for p in model_paths]
         if not self.model_paths: raise ValueError('DemoApp needs at least one model folder')
-        self.cam_method, self.device = cam_method, device
+        self.cam_method, self.device, self.title = cam_method, device, title   # title None: each model's card title
         self.data_kinds = {str(model_folder(p)): v for p, v in (data_kinds or {}).items()}
         self.pred = open_model(self.model_paths[0], device)
-        self.viewer = PredictionViewer(self.pred, cam_fn=predictor_cam(self.pred, cam_method), k=k, title=title,
-                                       trained_on=self.data_kind(self.model_paths[0], self.pred))
+        kind = self.data_kind(self.model_paths[0], self.pred)
+        self.viewer = PredictionViewer(self.pred, cam_fn=predictor_cam(self.pred, cam_method), k=k, trained_on=kind)
+        self.heading = W.HTML(model_heading(self.model_paths[0], self.pred.config, kind, title))
+        self.heading.add_class('artnb-title')
         self.dropdown = W.Dropdown(options=[(model_label(p, root), str(p)) for p in self.model_paths],
-                                   value=str(self.model_paths[0]), description='Model', layout=W.Layout(width='420px'))
+                                   value=str(self.model_paths[0]), description='Model',
+                                   layout=W.Layout(width='100%', max_width='420px', margin='2px 0'),
+                                   style=dict(description_width='auto'))
         self.dropdown.add_class('artnb-model')
         self.dropdown.observe(lambda ch: self.select(ch['new']), names='value')
-        v = self.viewer   # the title first, then the model, the upload button, refusals and one row per painting
-        self.widget = W.VBox([v.header, self.dropdown, v.upload, v.msg, v.out])
+        v = self.viewer   # the heading first, then the model, the upload button, refusals and one row per painting
+        self.widget = W.VBox([self.heading, self.dropdown, v.upload, v.msg, v.out], layout=W.Layout(width='100%'))
+        self.widget.add_class('artnb-app')
 
     def data_kind(self, path, pred) -> str:
         return self.data_kinds.get(str(path)) or model_data_kind(pred.config)
@@ -89,7 +119,9 @@ class DemoApp:
         path = model_folder(path)
         self.pred = open_model(path, self.device)
         if self.dropdown.value != str(path): self.dropdown.value = str(path)   # re-enters select once, same model
-        return self.viewer.set_predictor(self.pred, predictor_cam(self.pred, self.cam_method), self.data_kind(path, self.pred))
+        kind = self.data_kind(path, self.pred)
+        self.heading.value = model_heading(path, self.pred.config, kind, self.title)
+        return self.viewer.set_predictor(self.pred, predictor_cam(self.pred, self.cam_method), kind)
 
     @property
     def results(self): return self.viewer.results
@@ -116,26 +148,71 @@ def app_env(paths, root=None) -> dict:
     "The environment variable that tells `app_from_env` which models to offer."
     return {APP_ENV: json.dumps(dict(paths=[str(p) for p in paths], root=None if root is None else str(root)))}
 
-def app_from_env(environ=None, **kw) -> DemoApp:
-    "The `DemoApp` for the models named in `ARTNB_DEMO_MODELS` (set by `artnb-demo`)."
+READY = 'artnb-demo: app ready'
+
+def _process_age() -> float:
+    "Seconds since this process started (nan where psutil is missing)."
+    try:
+        import psutil; return time.time() - psutil.Process().create_time()
+    except Exception: return float('nan')
+
+def app_from_env(environ=None, announce: bool = False, **kw) -> DemoApp:
+    "The `DemoApp` for the models named in `ARTNB_DEMO_MODELS` (set by `artnb-demo`); `announce` writes `READY` to the server's log."
     environ = os.environ if environ is None else environ
     if APP_ENV not in environ: raise ValueError(f'{APP_ENV} is not set: start the app with artnb-demo')
     spec = json.loads(environ[APP_ENV])
-    return DemoApp(spec['paths'], root=spec.get('root'), **kw)
+    app = DemoApp(spec['paths'], root=spec.get('root'), **kw)
+    if announce:   # straight to file descriptor 2, which a kernel shares with the Voila server (the kernel's stderr is captured)
+        pre = ' (a pre-started kernel: the next visit opens at once)' if environ.get('VOILA_PREHEAT') == 'True' else ''
+        os.write(2, f"{READY} in kernel {os.getpid()}, {_process_age():.1f} s after it started{pre}\n".encode())
+    return app
+
+APP_CELL = "from artnb.demo_app import app_from_env\napp_from_env(announce=True).widget"
 
 def write_app_notebook(folder, name: str = 'artnb-demo.ipynb') -> Path:
-    "Write the one-cell notebook Voila serves (it displays `app_from_env().widget`)."
+    "Write the one-cell notebook Voila serves (it displays `app_from_env(announce=True).widget`)."
     import nbformat
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from artnb.demo_app import app_from_env\napp_from_env().widget")])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(APP_CELL)])
     nb.metadata['kernelspec'] = dict(name='python3', display_name='Python 3', language='python')
     p = Path(folder) / name; p.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(p)); return p
 
-def voila_command(notebook, port: int = 8866, ip: str = '127.0.0.1') -> list:
-    "The command line that serves `notebook` with Voila: no browser opened, no code shown, no tracebacks to visitors."
-    return [sys.executable, '-m', 'voila', str(notebook), f'--port={int(port)}', '--no-browser', f'--Voila.ip={ip}',
-            '--strip_sources=True', '--show_tracebacks=False', '--theme=light']
+def voila_command(notebook, port: int = 8866, ip: str = '127.0.0.1', pool_size: int = 1, cull_idle: int = 300,
+                  cull_interval: int = 30) -> list:
+    "The command line that serves `notebook` with Voila: no browser opened, no code shown, no tracebacks to visitors, `pool_size` pre-started kernels, kernels without a browser culled after `cull_idle` s (0: never)."
+    kmc = 'MappingKernelManager'
+    cmd = [sys.executable, '-m', 'voila', str(notebook), f'--port={int(port)}', '--no-browser', f'--Voila.ip={ip}',
+           '--strip_sources=True', '--show_tracebacks=False', '--theme=light',
+           '--VoilaConfiguration.multi_kernel_manager_class=artnb.demo_app.DemoKernelManager',
+           f'--{kmc}.cull_idle_timeout={int(cull_idle)}', f'--{kmc}.cull_interval={int(cull_interval)}',
+           f'--{kmc}.cull_connected=False', f'--{kmc}.cull_busy=False',
+           '--Voila.tornado_settings=disable_check_xsrf=True']   # Voila's tab-closed beacon has no XSRF token (voila#1458)
+    if pool_size > 0: cmd += ['--preheat_kernel=True', f'--pool_size={int(pool_size)}']
+    return cmd
+
+# %% ../nbs/02d_demo_app.ipynb #441b76c7
+@functools.cache
+def _demo_kernel_manager():
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    class DemoKernelManager(AsyncMappingKernelManager):
+        "jupyter_server's kernel manager; a kernel's idle time counts from when the culler first sees it (outside Voila's pool)."
+        def __init__(self, **kw):
+            super().__init__(**kw); self.seen = set()
+        async def cull_kernels(self):
+            self.seen.intersection_update(self._kernels)   # forget kernels that are gone
+            return await super().cull_kernels()
+        async def cull_kernel_if_idle(self, kernel_id):
+            if kernel_id not in self.seen:
+                self.seen.add(kernel_id)
+                k = self._kernels.get(kernel_id)
+                if k is not None: k.last_activity = datetime.datetime.now(datetime.timezone.utc)
+                return
+            return await super().cull_kernel_if_idle(kernel_id)
+    return DemoKernelManager
+
+def __getattr__(name):
+    if name == 'DemoKernelManager': return _demo_kernel_manager()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/02d_demo_app.ipynb #9ab91416
 @call_parse
@@ -143,20 +220,27 @@ def demo_cli(model_dir:str=None, # one folder written by artnb.inference.save_mo
              models_dir:str=None, # a folder of such folders, all offered in the drop-down
              port:int=8866, # port to serve on
              ip:str='127.0.0.1', # address to listen on (loopback: this machine only)
+             pool_size:int=1, # kernels started ahead with the app loaded, so a visit opens at once (0: start one per visit)
+             cull_idle:int=300, # shut down a kernel after this many seconds with no browser connected and no activity (0: never)
+             cull_interval:int=30, # how often (seconds) to look for such kernels
              dry_run:bool=False, # print the Voila command and stop
             ):
     "Serve the demo as a web app with Voila: model drop-down, upload, one row per painting (no code shown)"
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:   # a usage error (exit 2), before any model is read
-        msg = f"artnb-demo: --port must be an integer from 1 to 65535, got {port!r}"
+    def usage(msg):
         if not is_cli(demo_cli): raise ValueError(msg)
         print(msg, file=sys.stderr); return 2
+    num = lambda v: isinstance(v, int) and not isinstance(v, bool)   # usage errors (exit 2), before any model is read
+    if not num(port) or not 1 <= port <= 65535: return usage(f"artnb-demo: --port must be an integer from 1 to 65535, got {port!r}")
+    for name, v, lo in (('pool-size', pool_size, 0), ('cull-idle', cull_idle, 0), ('cull-interval', cull_interval, 1)):
+        if not num(v) or v < lo: return usage(f"artnb-demo: --{name} must be an integer >= {lo}, got {v!r}")
     try: paths, root = resolve_models(model_dir, models_dir)
     except (ValueError, FileNotFoundError) as e: raise CliError(f"artnb-demo: {e}")
     folder = Path(tempfile.mkdtemp(prefix='artnb-demo-'))
-    cmd = voila_command(write_app_notebook(folder), port, ip)
+    cmd = voila_command(write_app_notebook(folder), port, ip, pool_size, cull_idle, cull_interval)
     if dry_run:
         print(' '.join(cmd)); shutil.rmtree(folder, ignore_errors=True); return 0
-    print(f"artnb-demo: {len(paths)} model(s); serving http://{ip}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    print(f"artnb-demo: {len(paths)} model(s); serving http://{ip}:{port}/ (Ctrl-C stops)"
+          + ("; pages open at once when a kernel has said the app is ready" if pool_size else ''), file=sys.stderr, flush=True)
     try: return subprocess.call(cmd, env={**os.environ, **app_env(paths, root)}, cwd=folder)
     except KeyboardInterrupt: return 0
     finally: shutil.rmtree(folder, ignore_errors=True)

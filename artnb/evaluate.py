@@ -6,21 +6,22 @@ Docs: https://artnb.github.io/artnb/evaluate.html.md"""
 
 # %% ../nbs/02e_evaluate.ipynb #ac06ee2d
 from __future__ import annotations
-import os, sys, warnings
+import os, sys, hashlib, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 import torch
 from fastprogress.fastprogress import progress_bar
-from .core import load_rgb, BadImage, UsageError, check_number, check_output, one_line, write_csv_atomic
+from .core import load_rgb, BadImage, UsageError, check_number, check_output, one_line, write_csv_atomic, read_regular_file, printable
+from .hub import model_folder
 from .data import scan, data_kind_of
 from .inference import load_model, model_labels, open_set_report, Predictor, NONE_LABEL
 from .analysis import (metrics_table, confusion, reliability, plot_confusion, plot_reliability, plot_extended_confusion,
     plot_robustness, save_metrics, perturb, PERTURB_LEVELS)
 
 # %% auto #0
-__all__ = ['EVAL_SPLITS', 'ROBUSTNESS_KINDS', 'EVAL_OUTPUTS', 'select_items', 'predict_items', 'per_source_table',
-           'robustness_table', 'score_items', 'evaluate_model', 'eval_main']
+__all__ = ['EVAL_SPLITS', 'ROBUSTNESS_KINDS', 'SEEN_FILE', 'EVAL_OUTPUTS', 'write_seen', 'drop_seen', 'select_items',
+           'predict_items', 'per_source_table', 'robustness_table', 'score_items', 'evaluate_model', 'eval_main']
 
 # %% ../nbs/02e_evaluate.ipynb #a515bd64
 EVAL_SPLITS = ('train', 'valid', 'test', 'all')
@@ -38,6 +39,28 @@ def _data_items(data) -> pd.DataFrame:
         except (ValueError, OSError) as e: raise UsageError(f"DATA {data}: {one_line(e, 300)}") from None
     if 'path' not in items: raise UsageError("the items have no path column")
     return items.reset_index(drop=True)
+
+SEEN_FILE = 'seen.csv'   # in a model folder: the training and validation images (path, md5) the model learnt or was tuned on
+
+def write_seen(items:pd.DataFrame, model_dir) -> Path:
+    "Record in `model_dir/seen.csv` the train and valid rows of `items` (path and content md5): what `artnb-eval` leaves out by default"
+    rows = items[items['split'].isin(['train', 'valid'])]
+    md5 = rows['md5'] if 'md5' in rows else [_md5(p) for p in rows['path']]
+    return write_csv_atomic(pd.DataFrame({'path': [os.path.realpath(p) for p in rows['path']], 'md5': list(md5), 'split': list(rows['split'])}),
+                            Path(model_dir)/SEEN_FILE)
+
+def _md5(path) -> str:
+    try: return hashlib.md5(read_regular_file(path)).hexdigest()
+    except (BadImage, OSError): return ''
+
+def drop_seen(pred_dir, items:pd.DataFrame) -> tuple:
+    "(`items` without the images the model in `pred_dir` was trained or validated on — same file or same bytes —, how many were left out); nothing is dropped when the folder has no seen.csv"
+    f = Path(pred_dir)/SEEN_FILE
+    if not f.is_file(): return items, 0
+    seen = pd.read_csv(f, dtype=str, keep_default_na=False)
+    paths, sums = set(seen['path']), set(seen['md5']) - {''}
+    hit = np.array([os.path.realpath(p) in paths or (bool(sums) and _md5(p) in sums) for p in items['path']], dtype=bool)
+    return items[~hit], int(hit.sum())
 
 def select_items(pred:Predictor, items:pd.DataFrame, split:str='test') -> tuple:
     "(rows of `split` whose label maps to one of the model's classes, with `target`; notes: split used, rows skipped per label)"
@@ -124,14 +147,14 @@ def robustness_table(pred:Predictor, preds:pd.DataFrame, kinds=ROBUSTNESS_KINDS,
 EVAL_OUTPUTS = ('metrics.json', 'predictions.csv', 'confusion.png', 'reliability.png', 'per_source.csv', 'per_source.png',
                 'robustness.csv', 'robustness.png')   # what `evaluate_model` may write into its `out` folder
 
-def _check_eval_args(model_dir, data, out, split, bs):
+def _check_eval_args(model_dir, data, out, split, bs, revision='main'):
     "(Predictor, items) or `UsageError` (exit 2) for anything wrong with the arguments, before any image is read"
     check_number('--bs', bs, 1, 4096)
     if split not in EVAL_SPLITS: raise UsageError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
     if not isinstance(data, pd.DataFrame) and not os.path.exists(data): raise UsageError(f"DATA {data} does not exist: give a dataset folder or an items CSV")
     if out is not None:   # never the model folder or a place where a written file would replace the data
         check_output(out, inputs=[] if isinstance(data, pd.DataFrame) else [data], kind='dir', models=[model_dir], writes=EVAL_OUTPUTS)
-    try: pred = load_model(model_dir)
+    try: pred = load_model(model_dir, revision=revision)
     except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
     return pred, _data_items(data)
 
@@ -151,9 +174,13 @@ def score_items(pred:Predictor, rows:pd.DataFrame, bs:int=32, n_boot:int=1000, p
     return preds, ok, tab
 
 def evaluate_model(model_dir, data, out=None, split:str='test', robustness:bool=False, bs:int=32, n_boot:int=1000,
-                   progress:bool=False) -> dict:
+                   progress:bool=False, include_seen:bool=False, revision:str='main') -> dict:
     "Evaluate the `save_model` folder `model_dir` on `data` (a dataset folder, an items CSV or an items DataFrame); write metrics.json + figures to `out` (None: nothing written) and return the results"
-    pred, items = _check_eval_args(model_dir, data, out, split, bs)
+    pred, items = _check_eval_args(model_dir, data, out, split, bs, revision)
+    n_seen = 0
+    if not include_seen:   # images the model was trained or validated on would flatter it
+        items, n_seen = drop_seen(model_folder(model_dir, revision), items)
+        if not len(items): raise UsageError(f"every image of {data} was seen by the model in training or validation ({n_seen}); --include-seen evaluates them anyway")
     rows, notes = select_items(pred, items, split)
     kind, kind_detail = _eval_kind(pred, rows)
     preds, ok, tab = score_items(pred, rows, bs=bs, n_boot=n_boot, progress=progress)
@@ -162,7 +189,8 @@ def evaluate_model(model_dir, data, out=None, split:str='test', robustness:bool=
     cfg = pred.config
     res = dict(model=str(model_dir), classes=list(pred.classes), split=notes['split'], n=int(len(ok)), n_items=notes['n_items'],
                skipped=notes['skipped'], unreadable=unreadable, temperature=pred.temperature, threshold=pred.threshold,
-               threshold_kind=pred.threshold_kind if pred.threshold is not None else None, data_kind_detail=kind_detail)
+               threshold_kind=pred.threshold_kind if pred.threshold is not None else None, data_kind_detail=kind_detail,
+               n_seen_left_out=n_seen)
     files = {}
     if len(ok):
         res.update(metrics={m: dict(estimate=r['estimate'], lo=r['lo'], hi=r['hi']) for m, r in tab.iterrows()}, ci=0.95, n_boot=n_boot,
@@ -196,13 +224,14 @@ def evaluate_model(model_dir, data, out=None, split:str='test', robustness:bool=
     return res
 
 # %% ../nbs/02e_evaluate.ipynb #aa72c2c0
-def eval_main(model_dir, data, out='eval', split:str='test', robustness:bool=False, bs:int=32) -> int:
+def eval_main(model_dir, data, out='eval', split:str='test', robustness:bool=False, bs:int=32, include_seen:bool=False, revision:str='main') -> int:
     "What `artnb-eval` does: 0 when every image was evaluated, 1 when some could not be read (listed on stderr and in metrics.json)"
-    try: r = evaluate_model(model_dir, data, out=out, split=split, robustness=robustness, bs=bs, progress=True)
+    try: r = evaluate_model(model_dir, data, out=out, split=split, robustness=robustness, bs=bs, progress=True, include_seen=include_seen, revision=revision)
     except UsageError as e: raise UsageError(f"artnb-eval: {e}") from None
-    for u in r['unreadable']: print(f"artnb-eval: cannot read {u['file']}: {u['reason']}", file=sys.stderr)
+    for u in r['unreadable']: print(f"artnb-eval: cannot read {printable(u['file'])}: {one_line(u['reason'])}", file=sys.stderr)
     if r['skipped']: print(f"artnb-eval: skipped {sum(r['skipped'].values())} rows of classes the model never saw: "
                            + ', '.join(f'{k} ({v})' for k, v in list(r['skipped'].items())[:10]), file=sys.stderr)
+    if r['n_seen_left_out']: print(f"artnb-eval: left out {r['n_seen_left_out']} images the model was trained or validated on (--include-seen keeps them)", file=sys.stderr)
     acc = r.get('metrics', {}).get('accuracy')
     msg = f"accuracy {acc['estimate']:.3f} [{acc['lo']:.3f}, {acc['hi']:.3f}]" if acc else 'no metrics'
     print(f"artnb-eval: {r['n']} images evaluated ({msg}{', small sample' if r.get('small_sample') else ''}), "

@@ -31,11 +31,11 @@ from . import synth_data
 
 # %% auto #0
 __all__ = ['RECIPE_NAMES', 'PARAM_RULES', 'repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data',
-           'selection_metric', 'valid_score', 'group_note', 'data_summary', 'timed', 'paper_comparison',
-           'results_markdown', 'ParamError', 'coerce_param', 'notebook_params', 'check_params', 'work_dir',
-           'cleanup_work_dirs', 'history', 'curve_table', 'plot_learning_curves', 'collapse_warning', 'Run',
-           'flatten_metrics', 'run_recipe', 'decision_threshold', 'CVRun', 'metric_of', 'compare_runs', 'probe_verdict',
-           'small_sample_note', 'runs_results', 'plot_compare', 'model_structure']
+           'selection_metric', 'valid_score', 'data_summary', 'timed', 'paper_comparison', 'results_markdown',
+           'ParamError', 'coerce_param', 'notebook_params', 'check_params', 'work_dir', 'cleanup_work_dirs', 'history',
+           'curve_table', 'plot_learning_curves', 'collapse_warning', 'Run', 'flatten_metrics', 'run_recipe',
+           'decision_threshold', 'CVRun', 'metric_of', 'compare_runs', 'probe_verdict', 'small_sample_note',
+           'runs_results', 'plot_compare', 'model_structure']
 
 # %% ../nbs/02b_experiment.ipynb #028dee65
 def repo_root(start=None) -> Path | None:
@@ -96,7 +96,6 @@ def experiment_data(data_path=None, layout=None, synth_layout:str='folder', n_pe
         if group_by not in good: raise ValueError(f"group_by {group_by!r}: the items have no such column (they have {', '.join(good.columns[:12])})")
         good = good.assign(group=good[group_by].astype(str))
     good = split_items(good, ratios=ratios, seed=seed)
-    if verbose and 'group' in good: print(group_note(good))
     leaks = leakage_report(good)
     kind = 'synthetic' if good['synthetic'].any() else 'real'
     if verbose: report(good, bad, leaks=leaks)
@@ -116,14 +115,6 @@ def valid_score(learn, items:pd.DataFrame, metric:str|None=None) -> float:
     "`metric` (default: `selection_metric`) of `learn` on the validation rows of `items`"
     vp = predictions(learn, items[items['split'] == 'valid'])
     return float(metrics_table(vp, ci=False).loc[metric or selection_metric(len(vp.attrs['classes'])), 'estimate'])
-
-def group_note(items) -> str:
-    "One line on the items' groups: how many, and any group found in two splits (which would make the test numbers optimistic)"
-    g = items['group'].astype(str)
-    both = items.groupby(g)['split'].nunique()
-    both = sorted(both[both > 1].index)
-    return (f"groups: {g.nunique()} ({len(items)} images); images of one group share a split" if not both else
-            f"groups: {g.nunique()} ({len(items)} images); WARNING: {len(both)} group(s) in more than one split (the dataset's own split): {', '.join(both[:5])}")
 
 def data_summary(good, bad, root=None, layout=None, n_leaks_removed:int=0, max_bad:int=100) -> dict:
     "What was read, for metrics.json's `data`: layout, images used, duplicates dropped, every skipped file with its reason (first `max_bad`)"
@@ -442,14 +433,14 @@ def _tta_preds(learn, rows, n=4):
 def run_recipe(items:pd.DataFrame, recipe='artnb', *, arch:str='tf_efficientnet_lite0', pretrained:bool=True,
                size:int|None=None, name:str|None=None, task:str='multiclass', target=None, label_col:str='label',
                eval_split:str='test', threshold:str|None='auto', tta:bool=False, n_boot:int=1000, boot_frac:float=1.0,
-               seed:int=42, cv_folds:int|None=None, group_col:str='group', probe_kind:str='logreg', flip:bool=True,
+               seed:int=42, cv_folds:int|None=None, group_col:str='group', probe_kind:str='logreg', flip:bool=True, probe_features:str='stages',
                keep_learner:bool=True, verbose:bool=True, metrics=None, **recipe_kw):
     "Train `recipe` on the train/valid rows of `items` and evaluate it on `eval_split` (or by `cv_folds`-fold CV)"
     rname = recipe if isinstance(recipe, str) else (getattr(recipe, '__name__', None) or getattr(getattr(recipe, 'func', None), '__name__', 'custom'))
     name = name or rname
     kw = dict(arch=arch, pretrained=pretrained, size=size, task=task, target=target, label_col=label_col, threshold=threshold,
               tta=tta, n_boot=n_boot, boot_frac=boot_frac, seed=seed, probe_kind=probe_kind, flip=flip, metrics=metrics,
-              keep_learner=keep_learner, verbose=verbose, **recipe_kw)
+              keep_learner=keep_learner, verbose=verbose, probe_features=probe_features, **recipe_kw)
     if cv_folds:
         strat = task_labels(items, task, target, label_col).astype(str)
         folds = kfold_splits(items.assign(_cv_label=strat.values), int(cv_folds), seed=seed, label_col='_cv_label',
@@ -478,13 +469,13 @@ def decision_threshold(valid_preds:pd.DataFrame, goal:str='balanced_accuracy') -
     return rule['threshold']
 
 def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, target, label_col, eval_split, threshold,
-              tta, n_boot, boot_frac, seed, probe_kind, flip, metrics, keep_learner, verbose, **recipe_kw):
+              tta, n_boot, boot_frac, seed, probe_kind, flip, metrics, keep_learner, verbose, probe_features='stages', **recipe_kw):
     ev = _eval_rows(items, eval_split)
     t0 = time.perf_counter()
     learn, hist, thr, tta_p, info = None, pd.DataFrame(), None, None, {}
     if rname == 'probe' and isinstance(recipe, str):
         fit_rows = items[items['split'].isin(['train', 'valid'])]
-        preds, probe = probe_predictions(fit_rows, ev, arch, pretrained, size, flip=flip, kind=probe_kind, task=task,
+        preds, probe = probe_predictions(fit_rows, ev, arch, pretrained, size, flip=flip, kind=probe_kind, features=probe_features, task=task,
                                          target=target, label_col=label_col, seed=seed)
         info['probe_choice'] = {k.split('__')[-1]: v for k, v in probe.chosen_.items()} if hasattr(probe, 'chosen_') else {}
     else:

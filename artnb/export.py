@@ -49,7 +49,7 @@ def exportable(model:nn.Module, size) -> nn.Module:
 
 # %% ../nbs/01d_export.ipynb #893fcfdc
 def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=(), seed:int=0, pred:Predictor|None=None) -> dict:
-    "Write `model_dir/model.onnx` (+ `onnx.json`) from a saved model (`pred`: the folder already loaded on the CPU); check probabilities against PyTorch on random and `images` inputs"
+    "Write `model_dir/model.onnx` (+ `onnx.json`, pinning the weights' and model.onnx's own sha256) from a saved model (`pred`: the folder already loaded on the CPU); check probabilities against PyTorch on random and `images` inputs"
     pred = pred if pred is not None else load_model(model_dir, device='cpu')
     path = Path(model_dir)
     size = tuple(pred.config.size)
@@ -71,7 +71,7 @@ def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=
         if not dp <= atol: raise ValueError(f"ONNX probabilities differ from PyTorch's by {dp:.2e} (> {atol:g}): model.onnx not written")
     import onnx
     meta = dict(format='artnb-onnx', input='pixels', output='logits', layout='NCHW float32, normalised: (x/255 - mean) / std',
-                size=list(size), opset=int(opset), weights_sha256=file_sha256(path/'model.safetensors'),
+                size=list(size), opset=int(opset), weights_sha256=file_sha256(path/'model.safetensors'), onnx_sha256=file_sha256(path/'model.onnx'),
                 max_abs_diff_probs=dp, max_abs_diff_logits=dl, n_checked=int(len(x)), export_s=round(time.time() - t0, 2),
                 torch=torch.__version__, onnx=onnx.__version__, bytes=(path/'model.onnx').stat().st_size)
     with atomic_output(path/'onnx.json') as t: t.write_text(json.dumps(meta, indent=1))

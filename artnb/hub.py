@@ -19,16 +19,14 @@ def hub_cache_dir() -> Path:
     return Path(os.environ.get('HF_HOME') or '~/.cache/huggingface').expanduser()/'hub'
 
 def hub_model_folder(repo_id, revision:str='main') -> Path|None:
-    "The snapshot folder of Hub model `repo_id` ('owner/name') in the local cache, or None; never touches the network"
+    "The snapshot folder of Hub model `repo_id` ('owner/name') at `revision` (a branch, tag or commit) in the local cache, or None; `huggingface_hub.snapshot_download(local_files_only=True)`: never touches the network"
     if not re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', str(repo_id)) or '..' in str(repo_id): return None
-    base = hub_cache_dir()/f"models--{str(repo_id).replace('/', '--')}"
-    snaps = base/'snapshots'
-    if not snaps.is_dir(): return None
-    ref = base/'refs'/revision
-    if ref.is_file() and (snaps/ref.read_text().strip()).is_dir(): return snaps/ref.read_text().strip()
-    if re.fullmatch(r'[0-9a-f]{7,40}', revision) and (snaps/revision).is_dir(): return snaps/revision
-    found = sorted((d for d in snaps.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
-    return found[-1] if found else None
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError: return None
+    try: return Path(snapshot_download(str(repo_id), revision=revision, cache_dir=hub_cache_dir(), local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError, OSError): return None
 
 PICKLE_SUFFIXES = ('.pkl', '.pickle', '.pt', '.pth', '.bin', '.joblib')   # files no entry point ever unpickles
 SAVE_HOWTO = "re-export it with artnb.inference.save_model(learn, 'models/x'), which writes config.json + model.safetensors"

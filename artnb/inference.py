@@ -27,16 +27,19 @@ from .hub import model_folder
 from .runtime import onnx_model   # onnxruntime itself is imported only when a model.onnx is opened
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES', 'MAX_INPUT_SIDE',
-           'TEMPERATURE_RANGE', 'Prediction', 'model_config', 'save_model', 'check_config', 'read_config',
-           'safetensors_header', 'load_state', 'load_model', 'card_metrics', 'as_list', 'resize_tfm', 'Predictor',
-           'open_set_report', 'model_labels', 'calibrate']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'KNOWN_KEYS', 'RESIZE_KEYS', 'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES',
+           'MAX_CLASSES', 'MAX_INPUT_SIDE', 'TEMPERATURE_RANGE', 'Prediction', 'model_config', 'save_model',
+           'check_config', 'read_config', 'safetensors_header', 'load_state', 'load_model', 'card_metrics', 'as_list',
+           'resize_tfm', 'Predictor', 'open_set_report', 'model_labels', 'calibrate']
 
 # %% ../nbs/01a_inference.ipynb #d4442326
 FORMAT = 'artnb-model'
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ('format', 'format_version', 'arch', 'head', 'head_kw', 'classes', 'single_logit',
                  'mean', 'std', 'size', 'resize')
+KNOWN_KEYS = frozenset({'format', 'format_version', 'artnb_version', 'torch_version', 'data_kind', 'n_out', 'binary',
+                        *ModelConfig.__dataclass_fields__})   # exactly what `model_config` writes: the format, versions and `ModelConfig.to_dict()`
+RESIZE_KEYS = ('method', 'pad_mode', 'val_xtra')           # what `dls_resize_info` records besides the size
 _RESIZE_METHODS = (*RESIZE_METHODS, 'random_resized_crop', 'none')   # what a config may record: fastai's resize methods, the RRC validation crop, none
 _PAD_MODES = ('reflection', 'zeros', 'border')
 MAX_MODEL_PARAMS = 150_000_000   # load_model's default budget (about 600 MB of float32 weights)
@@ -99,6 +102,12 @@ def check_config(cfg:dict) -> dict:
     if not _is_int(cfg['format_version']) or cfg['format_version'] != FORMAT_VERSION:
         raise ValueError(f"Unknown format_version {str(cfg['format_version'])[:50]!r}: this artnb ({artnb.__version__}) reads "
                          f"version {FORMAT_VERSION}; upgrade artnb or re-export the model")
+    unknown = sorted(str(k)[:40] for k in set(cfg) - KNOWN_KEYS)
+    if unknown: raise ValueError(f"config.json has key(s) this artnb ({artnb.__version__}) does not know: {unknown[:5]}; re-export the model with save_model")
+    for k in ('artnb_version', 'torch_version', 'opt'):
+        if k in cfg and not (isinstance(cfg[k], str) and len(cfg[k]) <= 100): raise ValueError(f"config.json {k} must be a short string")
+    if not isinstance(cfg.get('pretrained', False), bool): raise ValueError("config.json pretrained must be true or false")
+    if 'n_groups' in cfg and not (_is_int(cfg['n_groups']) and 1 <= cfg['n_groups'] <= 100): raise ValueError("config.json n_groups must be an integer in 1..100")
     for k in ('arch', 'head'):
         if not isinstance(cfg[k], str) or not cfg[k] or len(cfg[k]) > 100: raise ValueError(f"config.json {k} must be a name (a short string)")
     try: arch_source(cfg['arch'])
@@ -133,6 +142,8 @@ def check_config(cfg:dict) -> dict:
     r = cfg['resize']
     if not isinstance(r, dict) or r.get('method') not in _RESIZE_METHODS:
         raise ValueError(f"config.json resize.method must be one of {_RESIZE_METHODS}")
+    unknown = sorted(str(k)[:40] for k in set(r) - set(RESIZE_KEYS))
+    if unknown: raise ValueError(f"config.json resize has key(s) this artnb does not know: {unknown[:5]} (known: {', '.join(RESIZE_KEYS)})")
     if r.get('pad_mode', 'reflection') not in _PAD_MODES: raise ValueError(f"config.json resize.pad_mode must be one of {_PAD_MODES}")
     if 'val_xtra' in r and not (_is_num(r['val_xtra']) and 0 <= r['val_xtra'] <= 1): raise ValueError("config.json resize.val_xtra must be in [0, 1]")
     if not isinstance(cfg.get('data', {}), dict): raise ValueError("config.json data must be an object")
@@ -194,7 +205,7 @@ def read_config(path) -> dict:
 _ST_DTYPES = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1, 'BOOL': 1}
 
 def safetensors_header(file, max_header:int=2**24) -> dict:
-    "{name: (dtype, shape)} from a safetensors file's header, checked (dtypes, shapes, offsets inside the file) without reading any tensor"
+    "{name: (dtype, shape)} from a safetensors file's header, checked (dtypes, shapes, offsets inside the file, then parsed by the safetensors library: overlaps, trailing bytes, `__metadata__`) without reading any tensor; `ValueError` with one line"
     file = Path(file)
     st = os.stat(file)
     if not stat.S_ISREG(st.st_mode): raise ValueError(f"{file.name} is not a regular file")
@@ -217,7 +228,20 @@ def safetensors_header(file, max_header:int=2**24) -> dict:
             ok = 0 <= b <= e <= data_len and e - b == math.prod(v['shape']) * _ST_DTYPES[v['dtype']]
         if not ok: raise ValueError(f"{file.name}: tensor {str(k)[:80]!r} has an invalid entry in the header")
         res[k] = (v['dtype'], tuple(v['shape']))
+    from safetensors import safe_open   # the library that will load the tensors parses the file too (offsets, coverage, __metadata__)
+    try:
+        with safe_open(str(file), framework='pt') as f: names = set(f.keys())
+    except Exception as e: raise ValueError(f"{file.name} is not a valid safetensors file ({one_line(e)[:200]})") from None
+    if names != set(res): raise ValueError(f"{file.name} is not a valid safetensors file (its tensors differ from its header)")
     return res
+
+_ST_NAMES = {torch.float64: 'F64', torch.float32: 'F32', torch.float16: 'F16', torch.bfloat16: 'BF16', torch.int64: 'I64',
+             torch.int32: 'I32', torch.int16: 'I16', torch.int8: 'I8', torch.uint8: 'U8', torch.bool: 'BOOL'}   # torch dtype -> safetensors name
+_ST_FLOATS = ('F16', 'BF16', 'F32', 'F64')
+
+def _dtype_fits(stored:str, want:torch.dtype) -> bool:
+    "Can a tensor stored as `stored` (a safetensors dtype name) load where the freshly built model holds `want`? Floating point for floating point (any precision), else exactly `want` (BatchNorm's int64 counter)"
+    return stored in _ST_FLOATS if want.is_floating_point else stored == _ST_NAMES.get(want)
 
 def _final_out(shapes:dict):
     "Out-features of the head's last linear layer among `shapes` ({name: shape}, keys '1.*')"
@@ -226,12 +250,18 @@ def _final_out(shapes:dict):
     return ws[-1][1][0] if ws else None
 
 def load_state(path) -> dict:
-    "Tensors from `path/model.safetensors` (or `model.pth` via `torch.load(weights_only=True)`): never unpickles"
+    "Tensors from `path/model.safetensors` (or `model.pth` via `torch.load(weights_only=True)`): never unpickles; a file either library rejects is a one-line `ValueError`"
     path = Path(path)
     if (path/'model.safetensors').exists():
         from safetensors.torch import load_file
-        return load_file(str(path/'model.safetensors'), device='cpu')
-    if (path/'model.pth').exists(): return torch.load(path/'model.pth', map_location='cpu', weights_only=True, mmap=True)
+        try: return load_file(str(path/'model.safetensors'), device='cpu')
+        except Exception as e: raise ValueError(f"model.safetensors is not a valid safetensors file ({one_line(e)[:200]})") from None
+    if (path/'model.pth').exists():
+        try: sd = torch.load(path/'model.pth', map_location='cpu', weights_only=True, mmap=True)
+        except Exception as e: raise ValueError(f"model.pth is not a weights file torch.load(weights_only=True) reads ({one_line(e)[:200]})") from None
+        if not (isinstance(sd, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items())):
+            raise ValueError("model.pth must hold a state_dict: a dict of named tensors")
+        return sd
     raise FileNotFoundError(f"No model.safetensors (or model.pth) in {path}")
 
 def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:float|None=None, backend:str='torch', revision:str='main'):
@@ -243,10 +273,11 @@ def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:flo
         return Predictor(onnx_model(path, cfg), cfg, device='cpu', threshold=threshold)
     n_cls = len(cfg.classes)
     st = path/'model.safetensors'
-    if st.exists(): shapes = {k: s for k, (_, s) in safetensors_header(st).items()}
+    if st.exists(): info = safetensors_header(st)
     else:
         if (path/'model.pth').stat().st_size > 8 * max_params + 2**24: raise ValueError("model.pth is larger than the size budget")
-        shapes = {k: tuple(v.shape) for k, v in load_state(path).items()}
+        info = {k: (_ST_NAMES.get(v.dtype, str(v.dtype)), tuple(v.shape)) for k, v in load_state(path).items()}
+    shapes = {k: s for k, (_, s) in info.items()}
     want, got = 1 if cfg.single_logit else n_cls, _final_out(shapes)
     if got != want:
         raise ValueError(f"Class count mismatch: config.json lists {n_cls} classes "
@@ -269,6 +300,9 @@ def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:flo
     if missing or extra: raise ValueError(f"Weights do not match {cfg.arch}/{cfg.head}: missing {missing[:5]}, unexpected {extra[:5]}")
     bad = [k for k in msd if tuple(msd[k].shape) != tuple(shapes[k])]
     if bad: raise ValueError(f"Weights do not match {cfg.arch}/{cfg.head}: shape differs for {bad[:5]}")
+    bad = [k for k in msd if not _dtype_fits(info[k][0], msd[k].dtype)]
+    if bad: raise ValueError(f"Weights do not match {cfg.arch}/{cfg.head}: {str(info[bad[0]][0])[:10]} values where the model holds "
+                             f"{_ST_NAMES.get(msd[bad[0]].dtype, msd[bad[0]].dtype)} for {bad[:5]} (weights must be floating point)")
     sd = load_state(path)
     nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if nonfinite: raise ValueError(f"the weights hold NaN or infinite values ({len(nonfinite)} tensors, e.g. {nonfinite[:3]})")

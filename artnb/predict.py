@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 import torch
 from PIL import Image
 from fastprogress.fastprogress import progress_bar
-from .core import BadImage, UsageError, check_output, check_number, write_csv_atomic, one_line, name_max
+from .core import BadImage, UsageError, check_output, check_number, write_csv_atomic, one_line, name_max, printable
 from .data import IMAGE_EXTS
 from .inference import load_model
 from .cam import CAM_METHODS, cam_overlays
@@ -34,7 +34,7 @@ def expand_paths(paths, exts=IMAGE_EXTS) -> list:
         else: out.append(p)
     return out
 
-def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradcam', threshold=None, backend='torch'):
+def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradcam', threshold=None, backend='torch', revision='main'):
     "`UsageError` (exit 2) for anything wrong with the arguments, before any model is loaded or image read"
     check_number('--bs', bs, 1, 4096); check_number('--topk', topk, 1, 1000)
     if threshold is not None: check_number('--threshold', threshold, 0, 1, kind=float)
@@ -48,7 +48,7 @@ def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradca
     if cam is not None:
         check_output(cam, inputs=paths, what='--cam', kind='dir', models=[model_dir])
         if out and os.path.realpath(out) == os.path.realpath(cam): raise UsageError(f"--out {out} is the --cam folder: give another name")
-    try: return load_model(model_dir, threshold=threshold, backend=backend)
+    try: return load_model(model_dir, threshold=threshold, backend=backend, revision=revision)
     except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
 
 def _cam_name(i:int, stem:str, limit:int) -> str:
@@ -62,10 +62,10 @@ def class_columns(classes, taken=()) -> list:
     return [f'prob_class_{c}' for c in classes] if set(cols) & set(taken) else cols
 
 def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, progress:bool=True,
-                  cam_method:str='gradcam', threshold:float|None=None, backend:str='torch') -> pd.DataFrame:
+                  cam_method:str='gradcam', threshold:float|None=None, backend:str='torch', revision:str='main') -> pd.DataFrame:
     "Predict image files / folders (rows in input order) with a `save_model` folder (`threshold` overrides its stored one); unreadable files get an `error`, wrong arguments a `UsageError` before any work"
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method, threshold, backend)
+    pred = _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method, threshold, backend, revision)
     files = expand_paths(paths)
     if not files: raise UsageError(f"no image files ({', '.join(sorted(IMAGE_EXTS))}) in {', '.join(map(str, paths))[:300]}")
     topk = max(1, min(int(topk), len(pred.classes)))
@@ -81,7 +81,7 @@ def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:i
             try: xs.append(pred.preprocess(f)); good.append((n, f))
             except Exception as e:
                 msg = e.reason if isinstance(e, BadImage) else one_line(f"{type(e).__name__}: {e}", 300)
-                print(f"artnb-predict: cannot read {f}: {msg}", file=sys.stderr)
+                print(f"artnb-predict: cannot read {printable(f)}: {msg}", file=sys.stderr)
                 rows.append(dict(_i=n, path=str(f), error=msg))
         if not xs: continue
         xb = torch.stack(xs)
@@ -105,9 +105,9 @@ def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:i
     return df
 
 def predict_main(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:int=1, cam_method:str='gradcam', threshold:float|None=None,
-                 backend:str='torch') -> int:
+                 backend:str='torch', revision:str='main') -> int:
     "What `artnb-predict` does: 0 when every image was predicted, 1 when some were unreadable (listed on stderr and in the CSV)"
-    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method, threshold=threshold, backend=backend)
+    try: df = predict_files(model_dir, paths, out=out, cam=cam, bs=bs, topk=topk, cam_method=cam_method, threshold=threshold, backend=backend, revision=revision)
     except UsageError as e: raise UsageError(f"artnb-predict: {e}") from None
     n_err = int((df['error'] != '').sum())
     print(f"artnb-predict: {len(df) - n_err} images predicted, {n_err} unreadable -> {out}", file=sys.stderr)

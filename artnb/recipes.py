@@ -23,9 +23,9 @@ from .learner import create_body_and_stats, default_size, art_learner, arch_sour
 from .inference import Predictor
 
 # %% auto #0
-__all__ = ['PROBE_KINDS', 'PROBE_GRID', 'ARTNB_DEFAULTS', 'image_tensor', 'FeatureExtractor', 'extractor', 'fit_probe',
-           'probs_table', 'probe_predictions', 'kfold_splits', 'BnEval', 'BestWeights', 'inverse_frequency_weights',
-           'head_from_probe', 'learner_features', 'fit_artnb', 'oof_logits']
+__all__ = ['FEATURE_KINDS', 'PROBE_KINDS', 'PROBE_GRID', 'ARTNB_DEFAULTS', 'image_tensor', 'body_stages', 'FeatureExtractor',
+           'extractor', 'fit_probe', 'probs_table', 'probe_predictions', 'kfold_splits', 'BnEval', 'BestWeights',
+           'inverse_frequency_weights', 'head_from_probe', 'learner_features', 'fit_artnb', 'oof_logits']
 
 # %% ../nbs/01b_recipes.ipynb #dcad3478
 def image_tensor(path, size, resize:str='squish', stats=((0.5,)*3, (0.5,)*3)) -> torch.Tensor:
@@ -38,11 +38,21 @@ def image_tensor(path, size, resize:str='squish', stats=((0.5,)*3, (0.5,)*3)) ->
     return (t - mean) / std
 
 # %% ../nbs/01b_recipes.ipynb #fe413b1c
+FEATURE_KINDS = ('pooled', 'stages', 'both')
+
+def body_stages(body) -> list:
+    "The stages of a zoo body whose outputs carry its intermediate feature maps: a timm model's `blocks`, else the body's own children"
+    m = getattr(body, 'model', body)
+    if hasattr(m, 'blocks'): return list(m.blocks)
+    return [c for c in body.children() if any(True for _ in c.parameters())]
+
 class FeatureExtractor:
-    "Pooled features of the frozen body of `arch` (eval mode), optionally averaged with the flipped image; cached per image"
+    "Features of the frozen body of `arch` (eval mode) — 'pooled' (the last map average-pooled), 'stages' (channel mean and std of every stage) or 'both' — optionally averaged with the flipped image; cached per image"
     def __init__(self, arch:str='tf_efficientnet_lite0', pretrained:bool=True, size:int|None=None, resize:str='squish',
-                 flip:bool=True, bs:int=32):
+                 flip:bool=True, bs:int=32, features:str='pooled'):
+        if features not in FEATURE_KINDS: raise ValueError(f"features must be one of {FEATURE_KINDS}, got {features!r}")
         self.arch, self.pretrained, self.resize, self.flip, self.bs = arch, bool(pretrained), resize, bool(flip), int(bs)
+        self.features = features
         self.size = int(size or default_size(arch))
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
@@ -57,8 +67,16 @@ class FeatureExtractor:
         return f"{path}|{st.st_size}|{st.st_mtime_ns}"
 
     def _pooled(self, x):
-        f = self.body(x)
-        return f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1)
+        "the chosen features of batch `x`"
+        maps = []
+        hooks = [st.register_forward_hook(lambda m, i, o: maps.append(o.float())) for st in body_stages(self.body)] if self.features != 'pooled' else []
+        try: f = self.body(x)
+        finally:
+            for h in hooks: h.remove()
+        pooled = f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1)
+        if self.features == 'pooled': return pooled
+        stats = torch.cat([torch.cat([o.mean((2, 3)), o.flatten(2).std(2, correction=0)], 1) for o in maps if o.ndim == 4], 1)
+        return stats if self.features == 'stages' else torch.cat([pooled, stats], 1)
 
     def __call__(self, paths) -> np.ndarray:
         "(len(paths), n_features) array for the images at `paths`"
@@ -77,20 +95,20 @@ class FeatureExtractor:
         return np.stack([self.cache[k] for k in keys])
 
     def __repr__(self): return (f"FeatureExtractor({self.arch}, pretrained={self.pretrained}, size={self.size}, "
-                                f"resize={self.resize!r}, flip={self.flip}, {len(self.cache)} cached)")
+                                f"resize={self.resize!r}, flip={self.flip}, features={self.features!r}, {len(self.cache)} cached)")
 
 _EXTRACTORS = {}
 
 def extractor(arch:str='tf_efficientnet_lite0', pretrained:bool=True, size:int|None=None, resize:str='squish',
-              flip:bool=True) -> FeatureExtractor:
+              flip:bool=True, features:str='pooled') -> FeatureExtractor:
     "The shared `FeatureExtractor` for this configuration (created on first use)"
-    k = (arch, bool(pretrained), int(size or default_size(arch)), resize, bool(flip))
-    if k not in _EXTRACTORS: _EXTRACTORS[k] = FeatureExtractor(arch, pretrained, size, resize, flip)
+    k = (arch, bool(pretrained), int(size or default_size(arch)), resize, bool(flip), features)
+    if k not in _EXTRACTORS: _EXTRACTORS[k] = FeatureExtractor(arch, pretrained, size, resize, flip, features=features)
     return _EXTRACTORS[k]
 
 # %% ../nbs/01b_recipes.ipynb #bd0aa7a4
 PROBE_KINDS = ('logreg', 'mlp')
-PROBE_GRID = {'logreg': {'logisticregression__C': [0.001, 0.01, 0.1, 1.0]},
+PROBE_GRID = {'logreg': {'logisticregression__C': [0.01, 0.1, 1.0, 10.0]},
               'mlp': {'mlpclassifier__alpha': [1e-3, 1e-1, 10.0]}}
 
 def fit_probe(X, y, kind:str='logreg', inner_folds:int=3, seed:int=42, class_weight:str|None='balanced'):
@@ -107,7 +125,8 @@ def fit_probe(X, y, kind:str='logreg', inner_folds:int=3, seed:int=42, class_wei
         with threadpool_limits(1): pipe.fit(X, y)
         pipe.chosen_, pipe.inner_folds_ = {k: v for k, v in pipe.get_params().items() if k in PROBE_GRID[kind]}, 0
         return pipe
-    gs = GridSearchCV(pipe, PROBE_GRID[kind], cv=StratifiedKFold(k, shuffle=True, random_state=seed), scoring='neg_log_loss')
+    gs = GridSearchCV(pipe, PROBE_GRID[kind], cv=StratifiedKFold(k, shuffle=True, random_state=seed),
+                      scoring='balanced_accuracy' if kind == 'logreg' else 'neg_log_loss')   # measured: see the table above
     with warnings.catch_warnings(), threadpool_limits(1):   # one BLAS thread: many small fits, often on a shared CPU
         warnings.simplefilter('ignore')
         gs.fit(X, y)
@@ -134,9 +153,10 @@ def probs_table(items:pd.DataFrame, probs, classes, targets=None) -> pd.DataFram
 
 def probe_predictions(train_items:pd.DataFrame, eval_items:pd.DataFrame, arch:str='tf_efficientnet_lite0',
                       pretrained:bool=True, size:int|None=None, resize:str='squish', flip:bool=True, kind:str='logreg',
-                      task:str='multiclass', target=None, label_col:str='label', seed:int=42, inner_folds:int=5):
-    "(predictions table of `eval_items`, fitted probe): a probe on frozen `arch` features fitted on `train_items` only"
-    fx = extractor(arch, pretrained, size, resize, flip)
+                      task:str='multiclass', target=None, label_col:str='label', seed:int=42, inner_folds:int=5,
+                      features:str='stages'):
+    "(predictions table of `eval_items`, fitted probe): a probe on frozen `arch` features (`features`: see `FeatureExtractor`; stage statistics by default, as measured) fitted on `train_items` only"
+    fx = extractor(arch, pretrained, size, resize, flip, features=features)
     ytr = task_labels(train_items, task, target, label_col).astype(str).to_numpy()
     yev = task_labels(eval_items, task, target, label_col).astype(str).to_numpy()
     probe = fit_probe(fx(train_items['path']), ytr, kind=kind, seed=seed, inner_folds=inner_folds)

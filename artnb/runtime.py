@@ -8,13 +8,17 @@ Docs: https://artnb.github.io/artnb/runtime.html.md"""
 from __future__ import annotations
 import hashlib, json
 from pathlib import Path
-import torch
-from .core import UsageError, one_line
+import numpy as np, torch
+from .core import UsageError, BadImage, one_line, read_regular_file
+
 
 # %% auto #0
-__all__ = ['file_sha256', 'OnnxModel', 'onnx_model']
+__all__ = ['MAX_ONNX_BYTES', 'MAX_ONNX_JSON_BYTES', 'file_sha256', 'OnnxModel', 'check_onnx_graph', 'onnx_model']
 
 # %% ../nbs/01i_runtime.ipynb #f063f852
+MAX_ONNX_BYTES = 2**31 - 1   # protobuf's limit: a larger model.onnx cannot be a single-file export
+MAX_ONNX_JSON_BYTES = 2**20
+
 def file_sha256(path, chunk:int=1 << 20) -> str:
     "SHA-256 of a file's bytes"
     h = hashlib.sha256()
@@ -23,15 +27,15 @@ def file_sha256(path, chunk:int=1 << 20) -> str:
     return h.hexdigest()
 
 class OnnxModel:
-    "An onnxruntime session that `Predictor` calls like its PyTorch model: normalised float batch -> logits (CPU)"
-    def __init__(self, file, threads:int|None=None):
+    "An onnxruntime session that `Predictor` calls like its PyTorch model: normalised float batch -> logits (CPU); `data`, the file's bytes when already read (the session is made from exactly the bytes that were checked)"
+    def __init__(self, file, threads:int|None=None, data:bytes|None=None):
         try: import onnxruntime as ort
         except ImportError: raise UsageError("the ONNX backend needs onnxruntime: pip install 'artnb[onnx]'") from None
         so = ort.SessionOptions()
         so.log_severity_level = 3
         if threads: so.intra_op_num_threads = int(threads)
         self.file = Path(file)
-        self.session = ort.InferenceSession(str(self.file), so, providers=['CPUExecutionProvider'])
+        self.session = ort.InferenceSession(str(self.file) if data is None else data, so, providers=['CPUExecutionProvider'])
         self.input = self.session.get_inputs()[0].name
     def __call__(self, x) -> torch.Tensor:
         x = x.detach().to('cpu', torch.float32).contiguous().numpy()
@@ -41,16 +45,46 @@ class OnnxModel:
     def parameters(self): return iter(())
     def __repr__(self): return f"OnnxModel({self.file})"
 
+def check_onnx_graph(m:OnnxModel, size, n_classes:int):
+    "`ValueError` (one line) unless session `m` takes one float32 input [batch, 3, h, w] of `size` and gives [batch, `n_classes`] logits, declared and on a trial batch"
+    ins, outs, name = m.session.get_inputs(), m.session.get_outputs(), m.file.name
+    h, w = size
+    if len(ins) != 1: raise ValueError(f"{name} takes {len(ins)} inputs: artnb's export takes one (a [batch, 3, {h}, {w}] float32 batch)")
+    s = list(ins[0].shape)
+    if ins[0].type != 'tensor(float)' or len(s) != 4 or s[1:] != [3, h, w] or isinstance(s[0], int):
+        raise ValueError(f"{name} takes {ins[0].type} {s}, not a float32 [batch, 3, {h}, {w}] batch as config.json says")
+    o = list(outs[0].shape) if outs else []
+    if len(o) != 2 or (isinstance(o[1], int) and o[1] != n_classes):
+        raise ValueError(f"{name} gives {outs[0].type if outs else 'nothing'} {o}, not [batch, {n_classes}] logits for the {n_classes} classes of config.json")
+    try: y = m.session.run(None, {m.input: np.zeros((2, 3, h, w), np.float32)})[0]
+    except Exception as e: raise ValueError(f"{name} fails on a trial batch ({one_line(e)[:200]})") from None
+    if getattr(y, 'shape', None) != (2, n_classes):
+        raise ValueError(f"{name} gives {list(getattr(y, 'shape', []))} on a [2, 3, {h}, {w}] batch, not [2, {n_classes}] logits for the {n_classes} classes of config.json")
+
+def _again(path): return f"run `artnb-export-onnx {path}` again"
+
 def onnx_model(path, config) -> OnnxModel:
-    "The `OnnxModel` of model folder `path`, after checking `onnx.json` says it was exported from the weights now there"
+    "The `OnnxModel` of model folder `path`, after checking that `onnx.json` pins both the weights now there and `model.onnx`'s own bytes (sha256), and that the graph fits `config` (`check_onnx_graph`); anything else a one-line `ValueError`"
     path = Path(path)
     f, meta_f = path/'model.onnx', path/'onnx.json'
     if not f.is_file(): raise FileNotFoundError(f"{path} has no model.onnx: run `artnb-export-onnx {path}` first")
-    try: meta = json.loads(meta_f.read_text())
-    except (OSError, ValueError) as e: raise ValueError(f"{meta_f}: unreadable ({one_line(e)}): run `artnb-export-onnx {path}` again") from None
+    try: meta = json.loads(read_regular_file(meta_f, MAX_ONNX_JSON_BYTES).decode('utf-8'))
+    except BadImage as e: raise ValueError(f"{meta_f}: {e.reason}: {_again(path)}") from None
+    except (RecursionError, ValueError) as e: raise ValueError(f"{meta_f}: unreadable ({one_line(e)[:200]}): {_again(path)}") from None
+    if not isinstance(meta, dict): raise ValueError(f"{meta_f} must hold a JSON object: {_again(path)}")
     st = path/'model.safetensors'
     if st.exists() and meta.get('weights_sha256') != file_sha256(st):
-        raise ValueError(f"{f} was exported from other weights than {st.name}: run `artnb-export-onnx {path}` again")
-    if list(meta.get('size', [])) != list(config.size):
-        raise ValueError(f"{f} takes {meta.get('size')} px inputs but config.json says {list(config.size)}")
-    return OnnxModel(f)
+        raise ValueError(f"{f} was exported from other weights than {st.name}: {_again(path)}")
+    if list(meta.get('size') or []) != list(config.size):
+        raise ValueError(f"{f} takes {str(meta.get('size'))[:40]} px inputs but config.json says {list(config.size)}")
+    if not isinstance(meta.get('onnx_sha256'), str): raise ValueError(f"{meta_f} does not pin model.onnx's own sha256 (an older export): {_again(path)}")
+    try: data = read_regular_file(f, MAX_ONNX_BYTES)
+    except BadImage as e: raise ValueError(f"{f}: {e.reason}") from None
+    if hashlib.sha256(data).hexdigest() != meta['onnx_sha256']:
+        raise ValueError(f"{f} is not the file artnb-export-onnx wrote (its sha256 differs from the one onnx.json pins): {_again(path)}")
+    try: m = OnnxModel(f, data=data)
+    except UsageError: raise
+    except Exception as e: raise ValueError(f"{f} is not a model onnxruntime can open ({one_line(e)[:200]})") from None
+    check_onnx_graph(m, list(config.size), len(config.classes))
+    return m
+

@@ -14,7 +14,7 @@ from .core import UsageError, check_number, check_output, one_line, write_csv_at
 from .data import LAYOUTS, TASKS
 from .learner import ZOO
 from .inference import save_model, calibrate, card_metrics, Predictor
-from .evaluate import select_items, score_items
+from .evaluate import select_items, score_items, write_seen
 from .recipes import oof_logits
 from .analysis import save_metrics, save_fig, data_tag
 from .experiment import experiment_data, run_recipe, flatten_metrics, plot_learning_curves, collapse_warning
@@ -35,7 +35,7 @@ def resolve_recipe(recipe):
     if not callable(f): raise UsageError(f"--recipe {recipe} is not a function")
     return f
 
-TRAIN_OUTPUTS = ('model.safetensors', 'config.json', 'README.md', 'metrics.json', 'predictions.csv', 'items.csv', 'learning_curves.png')
+TRAIN_OUTPUTS = ('model.safetensors', 'config.json', 'README.md', 'metrics.json', 'predictions.csv', 'items.csv', 'seen.csv', 'learning_curves.png')
 
 def _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, ratios, lr=1e-3, seed=42):
     "The recipe `train_model` runs, or `UsageError` (exit 2) for any wrong argument: every one is checked before the data is read"
@@ -78,14 +78,18 @@ def calibrate_and_test(learn, items:pd.DataFrame, task:str='multiclass', target=
 
 def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pretrained:bool=True, img_size:int|None=None,
                 epochs:int=6, bs:int=16, lr:float=1e-3, task:str='multiclass', target:str|None=None, layout:str|None=None,
-                ratios=(0.7, 0.2, 0.1), seed:int=42, n_boot:int=1000, cv_folds:int|None=None, verbose:bool=True, **recipe_kw) -> dict:
+                ratios=(0.7, 0.2, 0.1), seed:int=42, n_boot:int=1000, cv_folds:int|None=None, verbose:bool=True,
+                group_by:str|None=None, **recipe_kw) -> dict:
     "Train `recipe` on the dataset at `data` (None: synthetic paintings), evaluate, calibrate and save a model folder at `out`"
     fn = _check_train_args(data, out, recipe, arch, task, target, layout, epochs, bs, img_size, tuple(ratios), lr=lr, seed=seed)
     if cv_folds is not None: check_number('--cv-folds', cv_folds, 2, 50)
     setup_process()   # several processes: this one's GPU, before any DataLoader or model
     t0, main = time.time(), is_main_process()
     verbose = verbose and main   # several processes (accelerate launch / torchrun): one of them reports
-    ed = experiment_data(data, layout=layout, ratios=tuple(ratios), seed=seed, verbose=verbose)
+    try: ed = experiment_data(data, layout=layout, ratios=tuple(ratios), seed=seed, verbose=verbose, group_by=group_by)
+    except ValueError as e:
+        if 'group_by' in str(e): raise UsageError(f"--group-by {group_by}: {one_line(e)}") from None
+        raise
     items = ed.items
     if not (items['split'] == 'test').any() or not (items['split'] == 'valid').any():
         raise UsageError(f"{data}: the split has no test or no valid rows: use --ratios with three parts")
@@ -114,12 +118,13 @@ def train_model(data, out, recipe='artnb', arch:str='tf_efficientnet_lite0', pre
         out = save_model(learn, out, data_kind=ed.kind, metrics=card_metrics(table, 'test', cv=results.get('cv')))
         write_csv_atomic(ok, out/'predictions.csv')
         write_csv_atomic(items, out/'items.csv')   # the split it was trained and tested on: `artnb-eval MODEL MODEL/items.csv` repeats the test
+        write_seen(items, out)   # what it learnt from: artnb-eval leaves those images out
         tag = data_tag('synthetic' if ed.kind != 'real' else 'real')
         fig = plot_learning_curves({run.recipe: run}, title=f"{run.recipe} on {len(items)} images: learning curves [{tag}]")
         if fig is not None: save_fig(fig, out, 'learning_curves', dpi=100); plt.close(fig)
         save_metrics(out, 'artnb-train', '', 'synthetic' if ed.kind != 'real' else 'real', data,
                      dict(recipe=run.recipe, arch=arch, pretrained=pretrained, img_size=img_size, epochs=epochs, bs=bs, lr=lr,
-                          task=task, target=target, layout=layout, ratios=list(ratios), seed=seed, cv_folds=cv_folds,
+                          task=task, target=target, layout=layout, ratios=list(ratios), seed=seed, cv_folds=cv_folds, group_by=group_by,
                           processes=world_size()),
                      results, data_info=ed.summary)
     barrier()

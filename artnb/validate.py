@@ -7,7 +7,7 @@ Docs: https://artnb.github.io/artnb/validate.html.md"""
 # %% auto #0
 __all__ = ['META_COLS', 'LEAK_COLS', 'estimate_jpeg_quality', 'inspect_image', 'write_bad_fixture', 'inspection_key', 'validate',
            'validation_summary', 'leakage_report', 'drop_leaks', 'bias_features', 'cramers_v', 'majority_rule_accuracy',
-           'bias_report', 'report', 'cache_key', 'cache_resized', 'scan_main']
+           'bias_report', 'group_note', 'report', 'cache_key', 'cache_resized', 'scan_main']
 
 # %% ../nbs/00b_validate.ipynb #ac88f38c
 import os, io, sys, json, hashlib, contextlib, threading
@@ -20,7 +20,7 @@ import imagehash
 from fastcore.script import CliError
 from fastprogress.fastprogress import progress_bar
 from .core import (BadImage, UsageError, DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES, read_regular_file, pil_limits, open_image,
-    to_rgb, load_rgb, check_number, check_output, one_line, write_csv_atomic)
+    to_rgb, load_rgb, check_number, check_output, one_line, write_csv_atomic, printable)
 from .data import LAYOUTS, detect_layout, scan, split_items
 
 # %% ../nbs/00b_validate.ipynb #3870b17d
@@ -364,6 +364,14 @@ def _counts(s, top=30):
     txt = ', '.join(f'{k}: {v}' for k, v in vc.head(top).items())
     return txt + (f', ... ({len(vc) - top} more)' if len(vc) > top else '')
 
+def group_note(items) -> str:
+    "One line on the items' groups: how many, and any group found in two splits (which would make the test numbers optimistic)"
+    g = items['group'].astype(str)
+    both = items.groupby(g)['split'].nunique()
+    both = sorted(both[both > 1].index)
+    return (f"groups: {g.nunique()} ({len(items)} images); images of one group share a split" if not both else
+            f"groups: {g.nunique()} ({len(items)} images); WARNING: {len(both)} group(s) in more than one split (the dataset's own split): {', '.join(both[:5])}")
+
 def report(items, bad=None, leaks=None, bias=None, max_dist=6, show_bad=20, file=None) -> dict:
     "Print layout, counts, validation, leakage and bias report for validated `items`; return {'leaks', 'bias'}"
     out = []
@@ -374,15 +382,16 @@ def report(items, bad=None, leaks=None, bias=None, max_dist=6, show_bad=20, file
     out.append(f"per class: {_counts(items['label'])}")
     if 'source' in items: out.append(f"per source: {_counts(items['source'])}")
     if 'split' in items: out.append(f"per split: {_counts(items['split'].replace('', '(none)'))}")
+    if 'group' in items and 'split' in items: out.append(group_note(items))
     if bad is not None:
         out.append(validation_summary(items, bad))
-        for p, r in list(zip(bad['path'], bad['reason']))[:show_bad]: out.append(f"    {r}: {p}")
+        for p, r in list(zip(bad['path'], bad['reason']))[:show_bad]: out.append(f"    {one_line(r)}: {printable(p)}")
         if len(bad) > show_bad: out.append(f"    ... {len(bad) - show_bad} more")
     if 'md5' in items and 'split' in items and (items['split'] != '').any():
         leaks = leakage_report(items, max_dist=max_dist) if leaks is None else leaks
         out.append(f"leakage across splits: {int((leaks.kind == 'exact').sum())} exact, {int((leaks.kind == 'near').sum())} near "
                    f"(pHash distance <= {max_dist}, dHash <= 8)")
-        for r in leaks.head(10).itertuples(): out.append(f"    {r.kind} d={r.distance}/{r.dhash_distance}: {r.split_a} {r.path_a}  <->  {r.split_b} {r.path_b}")
+        for r in leaks.head(10).itertuples(): out.append(f"    {r.kind} d={r.distance}/{r.dhash_distance}: {r.split_a} {printable(r.path_a)}  <->  {r.split_b} {printable(r.path_b)}")
     else: out.append('leakage: skipped (needs validated items with a split)')
     if 'format' in items:
         bias = bias_report(items) if bias is None else bias

@@ -20,8 +20,8 @@ from .core import BadImage, DEFAULT_MAX_PIXELS, IMAGE_FORMATS, pil_limits, open_
 from .inference import Predictor
 
 # %% auto #0
-__all__ = ['MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'UploadError', 'read_upload', 'predictor_cam', 'PredictionViewer',
-           'ConfusionExplorer', 'SourceExplorer']
+__all__ = ['MAX_UPLOAD_BYTES', 'MAX_UPLOAD_PIXELS', 'ROW_LAYOUT', 'IMAGE_LAYOUT', 'TEXT_LAYOUT', 'UploadError', 'read_upload',
+           'predictor_cam', 'PredictionViewer', 'ConfusionExplorer', 'SourceExplorer']
 
 # %% ../nbs/02a_widgets.ipynb #4089bb53
 MAX_UPLOAD_BYTES = 20 * 2**20      # 20 MiB per file
@@ -61,9 +61,19 @@ def _as_predictor(p):
 
 # %% ../nbs/02a_widgets.ipynb #c806d2bb
 def _png_bytes(img: Image.Image | np.ndarray, max_side: int = 256) -> bytes:
+    "PNG bytes of `img` shrunk (never enlarged) to fit `max_side` x `max_side`, at its own aspect ratio."
     if isinstance(img, np.ndarray): img = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
     img = img.copy(); img.thumbnail((max_side, max_side))
     b = io.BytesIO(); img.save(b, format='PNG'); return b.getvalue()
+
+# How a row is laid out, in any width from a phone's 390 px up: the row wraps (the text goes under the images when
+# there is no room beside them) and its children keep their own height (a flex row stretches them to the row's height
+# by default, which stretched a 96 x 96 image to 96 x 235). Each image keeps its aspect ratio and takes at most half the
+# row, so original and CAM stay side by side.
+ROW_LAYOUT = dict(flex_flow='row wrap', align_items='flex-start', width='100%')
+IMAGE_LAYOUT = dict(width='auto', height='auto', max_width='calc(50% - 8px)', object_fit='contain', align_self='flex-start',
+                    margin='0 8px 8px 0')
+TEXT_LAYOUT = dict(flex='1 1 220px', min_width='0', margin='0 0 8px 0')
 
 def _resize_heat(heat, size):
     h = Image.fromarray(np.asarray(heat, dtype=np.float32)).resize(size, Image.BILINEAR)
@@ -161,21 +171,22 @@ class PredictionViewer:
         rows = []
         for r in self.results:
             if not r['ok'] or 'topk' not in r: continue
-            img = r['image']; kids = [W.Image(value=_png_bytes(img, self.thumb), format='png')]
+            img = r['image']; kids = [W.Image(value=_png_bytes(img, self.thumb), format='png', layout=W.Layout(**IMAGE_LAYOUT))]
             kids[0].add_class('artnb-original')
             if r.get('cam') is not None:
                 ov = cam_overlay(np.asarray(img, dtype=np.float32) / 255, r['cam'])
-                kids.append(W.Image(value=_png_bytes(ov, self.thumb), format='png')); kids[-1].add_class('artnb-cam')
+                kids.append(W.Image(value=_png_bytes(ov, self.thumb), format='png', layout=W.Layout(**IMAGE_LAYOUT)))
+                kids[-1].add_class('artnb-cam')
             tbl = ''.join(f'<tr><td>{html.escape(c)}</td><td>{p:.1%}</td></tr>' for c, p in r['topk'])
             t = self.trained_on
-            seen = f"<br><small>model trained on: <b>{html.escape(data_tag(t) if t in ('synthetic', 'real') else t)}</b></small>" if t else ''
-            rule = f"<br><small>decision rule: {html.escape(r['rule'])}</small>" if r.get('rule') else ''
-            kids.append(W.HTML(f"<b>{html.escape(r['name'])}</b><br><span class=\"artnb-headline\">{_headline(r)}</span>"
-                               f"<table>{tbl}</table>{rule}{seen}"
-                               + ('<br><small>beside the original: its CAM for the top class (red: most evidence)</small>'
-                                  if r.get('cam') is not None else ''), layout=W.Layout(margin='0 0 0 12px')))
+            seen = f"<div><small>model trained on: <b>{html.escape(data_tag(t) if t in ('synthetic', 'real') else t)}</b></small></div>" if t else ''
+            rule = f"<div><small>decision rule: {html.escape(r['rule'])}</small></div>" if r.get('rule') else ''
+            kids.append(W.HTML(f"<div style=\"line-height:1.45;overflow-wrap:anywhere\"><div><b>{html.escape(r['name'])}</b></div>"
+                               f"<div class=\"artnb-headline\">{_headline(r)}</div><table style=\"margin:2px 0 4px 0\">{tbl}</table>{rule}{seen}"
+                               + ('<div><small>beside the original: its CAM for the top class (red: most evidence)</small></div>'
+                                  if r.get('cam') is not None else '') + '</div>', layout=W.Layout(**TEXT_LAYOUT)))
             kids[-1].add_class('artnb-prediction')
-            rows.append(W.HBox(kids)); rows[-1].add_class('artnb-row')
+            rows.append(W.HBox(kids, layout=W.Layout(**ROW_LAYOUT))); rows[-1].add_class('artnb-row')
         self.out.children = rows
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)

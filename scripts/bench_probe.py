@@ -30,8 +30,10 @@ def stage_hooks(body):
     store = []
     def hook(mod, inp, out):
         o = out.float()
-        store.append(torch.cat([o.mean((2, 3)), o.flatten(2).std(2)], 1))
+        store.append(torch.cat([o.mean((2, 3)), o.flatten(2).std(2, correction=0)], 1))
     return [s.register_forward_hook(hook) for s in stages], store
+
+FEATURES = ('pooled', 'flip', 'stages', 'both')
 
 def extract(paths, size, flip=False):
     "{'pooled', 'flip', 'stages'} feature arrays for `paths` (Lite0, offline ImageNet weights, squish to `size`)"
@@ -53,7 +55,7 @@ def extract(paths, size, flip=False):
     for h in hooks: h.remove()
     out = {k: np.concatenate(v) for k, v in out.items()}
     out['both'] = np.concatenate([out['pooled'], out['stages']], 1)
-    return out
+    return {k: v for k, v in out.items() if k in FEATURES}
 
 def classifiers(seed):
     from sklearn.linear_model import LogisticRegression
@@ -69,7 +71,15 @@ def classifiers(seed):
     def pca(X):
         n = min(64, X.shape[0] - 1, X.shape[1])
         return make_pipeline(StandardScaler(), PCA(n, random_state=seed), LogisticRegression(C=1., max_iter=3000, class_weight='balanced'))
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    def inner(scale, scoring, grid=(0.01, 0.1, 1., 10.)):
+        def mk(X):
+            steps = ([StandardScaler()] if scale else []) + [LogisticRegression(max_iter=3000, class_weight='balanced')]
+            return GridSearchCV(make_pipeline(*steps), {'logisticregression__C': list(grid)}, scoring=scoring,
+                                cv=StratifiedKFold(3, shuffle=True, random_state=seed))
+        return mk
     return {'library': lambda X: Lib(), 'plain': lambda X: LogisticRegression(C=1., max_iter=3000),
+            'std-cv-bacc': inner(True, 'balanced_accuracy'), 'raw-cv-logloss': inner(False, 'neg_log_loss'),
             'plain-bal': lambda X: LogisticRegression(C=1., max_iter=3000, class_weight='balanced'), 'pca': pca}
 
 def score(feats, y, groups, folds, repeats, seed):
@@ -122,12 +132,14 @@ def make_setting(name, work, seed):
     raise SystemExit(f"unknown setting {name}")
 
 def main(argv=None):
+    global FEATURES
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--work', default='/tmp/artnb-bench-probe'); ap.add_argument('--img-size', type=int, default=128)
     ap.add_argument('--repeats', type=int, default=2); ap.add_argument('--folds', type=int, default=5)
     ap.add_argument('--settings', default='hard12,few4,tiles'); ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--json')
+    ap.add_argument('--json'); ap.add_argument('--features', default=','.join(FEATURES))
     a = ap.parse_args(argv)
+    FEATURES = tuple(a.features.split(','))
     import torch; torch.set_num_threads(2)
     res = {}
     for s in a.settings.split(','):

@@ -56,6 +56,7 @@ def main(argv=None):
     ap.add_argument('--make-hard', metavar='DEST', help='write the hard synthetic set to DEST and exit')
     ap.add_argument('--classes', type=int, default=12); ap.add_argument('--per-class', type=int, default=10)
     ap.add_argument('--json', help='also write the table as JSON here')
+    ap.add_argument('--group-by', help="column whose values never straddle folds (a CSV's group column is used anyway)")
     a = ap.parse_args(argv)
     if a.make_hard:
         print(make_hard(a.make_hard, a.classes, a.per_class, seed=a.seed)); return 0
@@ -68,7 +69,7 @@ def main(argv=None):
     from artnb.data import art_dls
     from artnb.learner import art_learner, fit_discriminative, model_stats
     from fastai.vision.all import vision_learner
-    d = experiment_data(a.data, verbose=False, seed=a.seed)
+    d = experiment_data(a.data, verbose=False, seed=a.seed, group_by=a.group_by)
     items = d.items
     kind = d.kind
     print(f"[{kind} data] {len(items)} images, {items.label.nunique()} classes, {a.folds}-fold CV, {a.arch} at {a.img_size} px")

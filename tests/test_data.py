@@ -177,3 +177,22 @@ def test_synth_bad_files(tmp_path):
     if 'exif_rotated_jpeg' in files:
         row = good[good.path == str(Path(files['exif_rotated_jpeg']).resolve())].iloc[0]
         assert (row.width, row.height, row.exif_rotated) == (32, 48, True)
+
+
+def test_csv_groups_give_grouped_split_and_folds(tmp_path, capsys):
+    "A CSV's group column survives scanning: the single split and every k-fold keep a group on one side, and the report counts the groups"
+    from artnb.core import write_image
+    from artnb.experiment import experiment_data
+    from artnb.recipes import kfold_splits
+    rows = []
+    for g in range(12):
+        for t in range(4):
+            f = tmp_path/f'p{g}_{t}.png'; write_image(f, seed=g * 10 + t); rows.append(dict(path=f.name, label='ab'[g % 2], group=f'painting{g}'))
+    pd.DataFrame(rows).to_csv(tmp_path/'items.csv', index=False)
+    d = experiment_data(str(tmp_path/'items.csv'), verbose=True)
+    assert 'groups: 12 (48 images); images of one group share a split' in capsys.readouterr().out
+    assert d.items.groupby('group')['split'].nunique().max() == 1 and d.summary['n_groups'] == 12
+    for f in kfold_splits(d.items, k=3):
+        assert f.groupby('group')['split'].nunique().max() == 1   # no painting in two folds (nor in train and valid)
+    by_artist = experiment_data(str(tmp_path/'items.csv'), verbose=False, group_by='label')   # group_by names any column
+    assert by_artist.items.groupby('label')['split'].nunique().max() == 1

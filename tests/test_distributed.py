@@ -11,7 +11,7 @@ from artnb.synth_data import make_dataset
 pytest.importorskip('accelerate')
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
-MODEL_FILES = {'README.md', 'config.json', 'model.safetensors', 'metrics.json', 'predictions.csv', 'items.csv', 'learning_curves.png'}
+MODEL_FILES = {'README.md', 'config.json', 'model.safetensors', 'metrics.json', 'predictions.csv', 'items.csv', 'seen.csv', 'learning_curves.png'}
 # Human vs AI on synthetic AI-ArtBench (S4's layout): 10 styles x (human, AI_SD, AI_LD), 4 small paintings each (32 px),
 # weak generator traces (strength 0.4), pretrained Lite0 at 64 px, a 50/20/30 split. Few images, imbalanced (1 human : 2 AI)
 # and not solved at 1.0, so a lost shard or broken gradient averaging would show; about 20 s a run on 2 CPU cores.

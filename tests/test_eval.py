@@ -284,3 +284,27 @@ def test_eval_binary_threshold_and_robustness(binary, data, tmp_path):
     assert rob.loc[rob.kind == 'none', 'accuracy'].item() == r['accuracy']
     m = load_metrics(tmp_path/'e')
     assert len(m['results']['robustness']) == len(rob) and m['results']['threshold_kind'] == 'binary'
+
+
+def test_hub_id_and_revision_in_every_entry_point(trained, data, tmp_path, monkeypatch):
+    "A model found in the local Hugging Face cache by its id at a branch or commit: load_model, artnb-predict and artnb-eval take `owner/name` + revision, offline"
+    import shutil
+    from artnb.evaluate import evaluate_model
+    from artnb.hub import hub_model_folder
+    from artnb.core import UsageError
+    src = Path(trained[1])   # the saved model folder
+    hub = tmp_path/'hub'; repo = hub/'models--artnb-test--toy'
+    commit = 'a' * 40
+    (repo/'blobs').mkdir(parents=True); (repo/'refs').mkdir(); snap = repo/'snapshots'/commit; snap.mkdir(parents=True)
+    (repo/'refs'/'v1').write_text(commit)   # a tag only: no 'main'
+    for f in src.iterdir():
+        if f.is_file(): shutil.copy(f, repo/'blobs'/f.name); (snap/f.name).symlink_to(Path('../../blobs')/f.name)
+    monkeypatch.setenv('HF_HUB_CACHE', str(hub))
+    assert hub_model_folder('artnb-test/toy', 'v1') == snap and hub_model_folder('artnb-test/toy', commit) == snap
+    assert hub_model_folder('artnb-test/toy', 'main') is None
+    root, items = data
+    files = list(items['path'][:3])
+    df = predict_files('artnb-test/toy', files, out=None, progress=False, revision='v1')
+    assert len(df) == 3 and (df['error'].fillna('') == '').all()
+    with pytest.raises(UsageError, match='does not exist'): predict_files('artnb-test/toy', files, out=None, progress=False, revision='main')
+    assert evaluate_model('artnb-test/toy', items, split='all', n_boot=10, revision=commit)['n'] == len(items)

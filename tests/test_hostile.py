@@ -280,7 +280,7 @@ def test_classic_bad_images(tmp_path, model):
     err = {Path(p).relative_to(d).as_posix(): e for p, e in zip(df.path, df.error)}
     for k, v in expected.items():
         if k.endswith('.txt'): assert k not in err; continue          # not an image suffix: not an input of artnb-predict
-        v = '' if v in ('ok', 'too small') else v                        # prediction has no minimum side (it resizes)
+        v = '' if v == 'ok' else v     # the 1x1 PNG too: prediction refuses images under artnb.core.MIN_SIDE (8 px)
         assert err[k].startswith(v) and (v or err[k] == ''), (k, err[k])
         if v: assert f'{k}: {err[k]}' in se
 
@@ -296,6 +296,9 @@ def test_classic_bad_images(tmp_path, model):
     ('path,label,split\na.jpg,x,banana\n', "split 'banana' is not one of"),
     (b'path,label\na\xff.jpg,x\n', 'not UTF-8 text'),
     ('path,label\n"a.jpg,x\n', 'not a readable CSV'),
+    ('path,label\na.jpg,x,extra\nb.jpg,y\n', 'line 2: 3 fields but the header has 2'),      # round 3, row 19: the line at fault
+    ('path,label\nb.jpg,y\n\na.jpg,x,extra\n', 'line 4: 3 fields but the header has 2'),      # a blank line counted
+    ('path,label\n\n,x\n', 'line 3: empty path'),
 ])
 def test_csv_that_makes_no_sense(tmp_path, text, msg):
     p = tmp_path/'items.csv'
@@ -495,3 +498,219 @@ def test_r3_exit_paths(tmp_path):
     time.sleep(1.5); p.send_signal(signal.SIGINT)
     err = p.communicate(timeout=TIMEOUT)[1]
     assert p.returncode == 130 and err.strip() == 'artnb-scan: interrupted', err
+
+
+# ---- round 3, rows 5-8, 13-15, 18: model folders, image sizes, NaN pixels, names and warnings
+def in_process(fn):
+    "(exit status, stderr lines) of a CLI's main function run in-process: a UsageError's code (2), else what it returns"
+    try: return fn(), None
+    except UsageError as e:
+        assert '\n' not in str(e) and 'Traceback' not in str(e), str(e)
+        return e.code, str(e)
+
+
+def st_rewrite(src, dst, edit=None, tail=b''):
+    "Copy of model folder `src` at `dst` whose model.safetensors header is changed by `edit(header)` and `tail` appended"
+    shutil.copytree(src, dst)
+    f = dst/'model.safetensors'; raw = f.read_bytes()
+    n = int.from_bytes(raw[:8], 'little'); hdr = json.loads(raw[8:8 + n])
+    if edit: edit(hdr)
+    h = json.dumps(hdr).encode()
+    f.write_bytes(len(h).to_bytes(8, 'little') + h + raw[8 + n:] + tail)
+    return dst
+
+
+def _overlap(h):
+    "Point the last tensor at the bytes of the first one of the same size (our own header check still passes)"
+    ts = [(k, v) for k, v in h.items() if k != '__metadata__']
+    k, v = ts[-1]; size = v['data_offsets'][1] - v['data_offsets'][0]
+    v['data_offsets'] = [0, size]
+
+
+@pytest.mark.parametrize('edit,tail', [(_overlap, b''), (None, b'\0' * 8), (lambda h: h.update(__metadata__=['pt']), b''),
+                                       (lambda h: h.update(__metadata__={'format': 1}), b'')],
+                         ids=['overlapping offsets', 'trailing bytes', '__metadata__ a list', '__metadata__ values not strings'])
+def test_r3_row5_safetensors_the_library_rejects(tmp_path, model, edit, tail):
+    "Row 5: parsed by the safetensors library inside the validation step: one line, ValueError, the CLI's exit 2"
+    m = st_rewrite(model, tmp_path/'m', edit, tail)
+    before = digest(m)
+    with pytest.raises(ValueError) as e: load_model(m)
+    assert 'model.safetensors is not a valid safetensors file (' in str(e.value) and '\n' not in str(e.value), str(e.value)
+    picture(0).save(tmp_path/'x.jpg')
+    rc, msg = in_process(lambda: predict_main(m, [tmp_path/'x.jpg'], out=tmp_path/'p.csv'))
+    assert rc == 2 and msg.startswith('artnb-predict: model ') and 'not a valid safetensors file' in msg, msg
+    assert digest(m) == before and not (tmp_path/'p.csv').exists()
+
+
+def test_r3_row8_weights_must_be_floating_point(tmp_path, model):
+    "Row 8: int8 / bool weights refused (they would be cast silently); BatchNorm's int64 counter and float16 weights are fine"
+    from safetensors.torch import save_file
+    from artnb.learner import build_model
+    import torch
+    cfg = json.loads((model/'config.json').read_text())
+    sd = build_model('resnet18', cfg['head'], len(cfg['classes']), cfg['size'], head_kw=cfg['head_kw']).state_dict()   # with BatchNorm
+    assert any(v.dtype == torch.int64 for v in sd.values())   # num_batches_tracked: the model's own dtype
+    def weights(name, conv):
+        m = tamper(model, tmp_path/name, arch='resnet18')
+        save_file({k: conv(v).contiguous() for k, v in sd.items()}, str(m/'model.safetensors')); return m
+    assert isinstance(load_model(weights('ok', lambda v: v)), Predictor)
+    assert isinstance(load_model(weights('f16', lambda v: v.half() if v.is_floating_point() else v)), Predictor)
+    for name, conv, words in [('i8', lambda v: v.to(torch.int8) if v.is_floating_point() else v, 'I8 values where the model holds F32'),
+                              ('bool', lambda v: v.bool(), 'BOOL values where the model holds F32'),
+                              ('counter', lambda v: v if v.is_floating_point() else v.float(), 'F32 values where the model holds I64')]:
+        m = weights(name, conv)
+        before = digest(m)
+        with pytest.raises(ValueError) as e: load_model(m)
+        assert words in str(e.value) and 'weights must be floating point' in str(e.value) and '\n' not in str(e.value), (name, str(e.value))
+        assert digest(m) == before
+    picture(0).save(tmp_path/'x.jpg')
+    rc, msg = in_process(lambda: predict_main(tmp_path/'bool', [tmp_path/'x.jpg'], out=tmp_path/'p.csv'))
+    assert rc == 2 and msg.startswith('artnb-predict: model ') and 'BOOL values where the model holds F32' in msg, msg
+    assert not (tmp_path/'p.csv').exists()
+
+
+def toy_graph(n_out=2, size=(32, 32), batch='batch'):
+    "A tiny ONNX classifier: global average pool -> [batch, 3] @ W -> [batch, n_out]"
+    from onnx import helper, TensorProto
+    x = helper.make_tensor_value_info('pixels', TensorProto.FLOAT, [batch, 3, *size])
+    y = helper.make_tensor_value_info('logits', TensorProto.FLOAT, [batch, n_out])
+    W = helper.make_tensor('W', TensorProto.FLOAT, [3, n_out], [0.1] * (3 * n_out))
+    nodes = [helper.make_node('GlobalAveragePool', ['pixels'], ['p']), helper.make_node('Flatten', ['p'], ['f']), helper.make_node('MatMul', ['f', 'W'], ['logits'])]
+    g = helper.make_model(helper.make_graph(nodes, 'toy', [x], [y], [W]), opset_imports=[helper.make_opsetid('', 17)]); g.ir_version = 9
+    return g.SerializeToString()
+
+
+@pytest.fixture(scope='module')
+def onnx_folder(model, tmp_path_factory):
+    "The module's model with its model.onnx + onnx.json, as artnb-export-onnx writes them"
+    pytest.importorskip('onnxruntime')
+    from artnb.export import export_onnx
+    d = tmp_path_factory.mktemp('onnx')/'m'; shutil.copytree(model, d)
+    export_onnx(d, n_check=2)
+    return d
+
+
+def test_r3_rows6_7_broken_or_swapped_onnx(tmp_path, onnx_folder):
+    "Rows 6 and 7: random bytes, 7 outputs for 2 classes, a wrong input size, a swapped model.onnx, an onnx.json without the pin: one line, exit 2"
+    meta = json.loads((onnx_folder/'onnx.json').read_text())
+    assert meta['onnx_sha256'] == hashlib.sha256((onnx_folder/'model.onnx').read_bytes()).hexdigest()
+    picture(0).save(tmp_path/'x.jpg')
+    ok = load_model(onnx_folder, backend='onnx').predict([tmp_path/'x.jpg'])
+    assert np.isfinite(ok.probs).all()
+
+    def folder(name, data, pin=True, **meta_changes):
+        d = tmp_path/name; shutil.copytree(onnx_folder, d)
+        (d/'model.onnx').write_bytes(data)
+        mj = dict(meta, **({'onnx_sha256': hashlib.sha256(data).hexdigest()} if pin else {}), **meta_changes)
+        (d/'onnx.json').write_text(json.dumps({k: v for k, v in mj.items() if v is not None}))
+        return d
+    cases = [
+        (folder('random', os.urandom(4096)), 'is not a model onnxruntime can open ('),
+        (folder('seven', toy_graph(7)), "gives tensor(float) ['batch', 7], not [batch, 2] logits for the 2 classes"),
+        (folder('input', toy_graph(2, size=(16, 16))), 'not a float32 [batch, 3, 32, 32] batch as config.json says'),
+        (folder('swapped', toy_graph(2), pin=False), 'its sha256 differs from the one onnx.json pins'),   # another network, onnx.json unchanged
+        (folder('unpinned', (onnx_folder/'model.onnx').read_bytes(), pin=False, onnx_sha256=None), "does not pin model.onnx's own sha256"),
+    ]
+    assert isinstance(load_model(folder('toy', toy_graph(2)), backend='onnx'), Predictor)   # a pinned graph of the right shape opens
+    for d, words in cases:
+        before = digest(d)
+        with pytest.raises(ValueError) as e: load_model(d, backend='onnx')
+        assert words in str(e.value) and '\n' not in str(e.value), (d.name, str(e.value))
+        rc, msg = in_process(lambda: predict_main(d, [tmp_path/'x.jpg'], out=tmp_path/'p.csv', backend='onnx'))
+        assert rc == 2 and msg.startswith(f'artnb-predict: model {d}: ') and words in msg, (d.name, msg)
+        assert digest(d) == before and not (tmp_path/'p.csv').exists()
+
+
+def test_r3_row13_one_size_limit_for_every_reader(tmp_path, model, capsys):
+    "Row 13: a 1x1, a 1x100000 and a 10x1000 image to artnb-predict: reported per file, exit 1; a 0x0 PIL image to Predictor.predict: BadImage"
+    from artnb.core import MIN_SIDE, MAX_ASPECT, check_size
+    d = tmp_path/'in'; d.mkdir()
+    Image.new('RGB', (1, 1)).save(d/'dot.png'); Image.new('L', (1, 100000)).save(d/'line.png')
+    Image.new('RGB', (10, 1000)).save(d/'strip.png'); picture(3).save(d/'ok.jpg')
+    Image.new('RGB', (MIN_SIDE, MIN_SIDE * MAX_ASPECT)).save(d/'edge.png')   # the smallest and longest accepted
+    before = digest(d)
+    out = tmp_path/'p.csv'
+    assert predict_main(model, [d], out=out) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    df = pd.read_csv(out, keep_default_na=False)
+    got = dict(zip(df.path.map(lambda p: Path(p).name), df.error))
+    assert got == {'dot.png': 'too small (1x1 < 8 px)', 'edge.png': '', 'line.png': 'too small (1x100000 < 8 px)',
+                   'ok.jpg': '', 'strip.png': 'too elongated (10x1000: sides 100:1 > 50:1)'}, got
+    assert len(err) == 4 and all(l.startswith('artnb-predict: ') for l in err), err   # one line per problem + the summary
+    pred = load_model(model)
+    for im, words in [(Image.new('RGB', (0, 0)), 'too small (0x0 < 8 px)'), (Image.new('RGB', (4, 300)), 'too small (4x300 < 8 px)')]:
+        with pytest.raises(BadImage) as e: pred.predict([im])
+        assert str(e.value) == words
+    good, bad = validate(pd.DataFrame({'path': [str(d/'dot.png'), str(d/'ok.jpg')], 'label': ['a', 'b']}), verbose=False)
+    assert bad.reason.tolist() == ['too small (1x1 < 32 px)']   # datasets keep their stricter curation minimum
+    with pytest.raises(BadImage, match='too small'): check_size(7, 7)
+    assert digest(d) == before
+
+
+def test_r3_row14_nan_tiff(tmp_path, model, capsys):
+    "Row 14: an all-NaN float TIFF is refused with its reason everywhere, without a RuntimeWarning"
+    import warnings
+    d = tmp_path/'ds'; (d/'a').mkdir(parents=True); (d/'b').mkdir()
+    Image.fromarray(np.full((48, 48), np.nan, np.float32)).save(d/'a'/'nan.tif')
+    for i in range(2): picture(i).save(d/'a'/f'{i}.jpg'); picture(10 + i).save(d/'b'/f'{i}.jpg')
+    before = digest(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', RuntimeWarning)
+        with pytest.raises(BadImage, match=r'non-finite pixel values \(2304 of 2304 NaN or infinite\)'): load_rgb(d/'a'/'nan.tif')
+        good, bad = validate(scan(d), verbose=False)
+        assert bad.reason.tolist() == ['non-finite pixel values (2304 of 2304 NaN or infinite)'] and len(good) == 4
+        assert predict_main(model, [d/'a'], out=tmp_path/'p.csv') == 1
+    assert 'nan.tif: non-finite pixel values' in capsys.readouterr().err
+    assert digest(d) == before
+
+
+def test_r3_row15_names_and_warnings_one_line(tmp_path, monkeypatch, capsys):
+    "Row 15: a name with a newline or a terminal escape is printed escaped; a Python warning in a CLI is one line"
+    import warnings
+    from artnb.core import escape_stdio, one_line, printable
+    monkeypatch.setattr(warnings, 'showwarning', warnings.showwarning)   # restored after the test
+    escape_stdio()
+    with warnings.catch_warnings():
+        warnings.simplefilter('always')
+        warnings.warn('a warning\nover two lines', UserWarning)
+        warnings.warn_explicit('from a library', FutureWarning, '/x/lib.py', 7)
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f'{Path(sys.argv[0]).name}: UserWarning: a warning / over two lines',
+                                f'{Path(sys.argv[0]).name}: FutureWarning: from a library'], err
+    d = tmp_path/'ds'; (d/'a').mkdir(parents=True)
+    bad = d/'a'/'x\ny\x1b[2J.jpg'; bad.write_text('not an image')
+    before = digest(d)
+    with pytest.raises(BadImage) as e: load_rgb(bad)
+    assert str(e.value) == f'{d}/a/x\\ny\\x1b[2J.jpg: not an image' and printable(bad) == str(e.value).split(': ')[0]
+    assert one_line(f'cannot read {bad}') == f'cannot read {d}/a/x / y\\x1b[2J.jpg'
+    assert digest(d) == before
+
+
+def test_r3_row15_cli_prints_names_escaped(tmp_path, model, capsys):
+    "Row 15 through the commands: one line per unreadable file whatever its name"
+    d = tmp_path/'ds'; dataset(d)
+    (d/'a'/'x\ny.jpg').write_text('not an image')
+    assert predict_main(model, [d], out=tmp_path/'p.csv') == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and 'x\\ny.jpg: not an image' in err[0], err
+    assert scan_main(d) == 1
+    out = capsys.readouterr().out
+    assert any(l.strip() == f'not an image: {d}/a/x\\ny.jpg' for l in out.splitlines()), out
+
+
+def test_r3_row18_unknown_config_keys(tmp_path, model):
+    "Row 18: unknown top-level or resize keys are refused (exactly what save_model writes is known)"
+    from artnb.inference import KNOWN_KEYS, RESIZE_KEYS
+    cfg = json.loads((model/'config.json').read_text())
+    assert set(cfg) <= KNOWN_KEYS and set(cfg['resize']) <= set(RESIZE_KEYS)
+    picture(0).save(tmp_path/'x.jpg')
+    for name, changes, words in [('top', dict(evil=1), "does not know: ['evil']"), ('typo', dict(temprature=2.0), "['temprature']"),
+                                 ('resize', dict(resize=dict(cfg['resize'], crop_pct=0.9)), "resize has key(s) this artnb does not know: ['crop_pct']"),
+                                 ('opt', dict(opt=['adam']), 'opt must be a short string'), ('groups', dict(n_groups=-1), 'n_groups must be')]:
+        m = tamper(model, tmp_path/name, **changes)
+        before = digest(m)
+        with pytest.raises(ValueError) as e: load_model(m)
+        assert words in str(e.value) and '\n' not in str(e.value), (name, str(e.value))
+        rc, msg = in_process(lambda: predict_main(m, [tmp_path/'x.jpg'], out=tmp_path/'p.csv'))
+        assert rc == 2 and words in msg, msg
+        assert digest(m) == before

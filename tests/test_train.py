@@ -37,6 +37,13 @@ def test_train_then_predict_and_eval(data, tmp_path):
     assert ej['results']['accuracy'] == pytest.approx(mj['results']['metrics']['accuracy'], abs=1e-9)
     from huggingface_hub import ModelCard   # the card carries the k-fold CV estimate beside the test numbers
     assert any(r.dataset_split == '2-fold-cv' for r in ModelCard.load(m/'README.md').data.eval_results)
+    # artnb-eval on the folder it was trained on leaves out the train + valid images (seen.csv), unless told otherwise
+    from artnb.evaluate import evaluate_model
+    items = pd.read_csv(m/'items.csv')
+    seen = int(items['split'].isin(['train', 'valid']).sum())
+    r = evaluate_model(m, data, split='all', n_boot=20)
+    assert (r['n_seen_left_out'], r['n']) == (seen, 24 - seen)
+    assert evaluate_model(m, data, split='all', n_boot=20, include_seen=True)['n'] == 24
     rc, _, err = run('artnb-predict', m, data, '--out', tmp_path/'p.csv')
     assert rc == 0, err[-2000:]
     assert len(pd.read_csv(tmp_path/'p.csv')) == 24

@@ -12,7 +12,7 @@ from artnb.learner import art_learner
 from artnb.inference import save_model
 from artnb.core import load_rgb
 from artnb.widgets import read_upload
-from artnb.demo_app import DemoApp, app_from_env, app_env, open_model, model_folder
+from artnb.demo_app import DemoApp, app_from_env, app_env, open_model, model_folder, card_title
 
 PAINTERS = ["Synth Mondrian", "Synth Rothko", "Synth Hokusai", "Synth Monet"]
 
@@ -118,6 +118,8 @@ def test_dropdown_switches_model_and_reanalyses(setup):
     assert [r.get("prob") for r in app.results] != before                  # other weights, other probabilities
     assert app.viewer.trained_on == "synthetic"
     assert all("SYNTHETIC DATA" in row.children[2].value for row in app.viewer.out.children)
+    assert card_title(setup["b"]) in app.heading.value and "SYNTHETIC DATA" in app.heading.value   # the heading follows
+    assert "(S3 demo)" not in app.heading.value
 
 
 def test_pickles_refused_and_env(setup):
