@@ -107,7 +107,8 @@ def train_cli(data:str,               # dataset folder (any layout artnb.data.sc
               cv_folds:int=None,      # also estimate accuracy by K-fold cross-validation over every image (fold mean and spread in metrics.json)
               group_by:str=None):     # column whose values never straddle the split or folds (a CSV's group column is used anyway)
     "Train a model on a painting dataset, evaluate it on the test split, calibrate it and save it: exit 0 on success, 1 when the data is unusable, 2 for wrong arguments"
-    from artnb.core import escape_stdio, run_cli, UsageError   # imported to run, not to parse
+    from artnb.core import escape_stdio, run_cli, UsageError, one_line   # imported to run, not to parse
+    from fastcore.script import CliError
     from artnb.train import train_model
     from artnb.distributed import is_main_process
     from artnb.learner import set_progress
@@ -120,6 +121,8 @@ def train_cli(data:str,               # dataset folder (any layout artnb.data.sc
                                bs=bs, lr=lr, task=task, target=target, layout=layout, ratios=r, seed=seed,
                                cv_folds=cv_folds, group_by=group_by)
         except UsageError as e: raise UsageError(f"artnb-train: {e}") from None
+        except (ValueError, FileNotFoundError) as e:   # the data cannot make this model (too few images for the folds, no such target, one class): exit 1
+            raise CliError(f"artnb-train: {one_line(e, 500)}") from None
         m = res['metrics']
         if not is_main_process(): return 0   # several processes: rank 0 reports
         print(f"artnb-train: {res['out']}: test accuracy {m['accuracy']:.3f} (95% CI {m.get('accuracy_lo', float('nan')):.3f}-"

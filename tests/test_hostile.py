@@ -714,3 +714,15 @@ def test_r3_row18_unknown_config_keys(tmp_path, model):
         rc, msg = in_process(lambda: predict_main(m, [tmp_path/'x.jpg'], out=tmp_path/'p.csv'))
         assert rc == 2 and words in msg, msg
         assert digest(m) == before
+
+
+def test_r3_row12_train_data_problems_one_line(tmp_path):
+    "Row 12: data that cannot make the model asked for (more folds than images, an unknown target, one class) -> one line, exit 1, no traceback"
+    from artnb.synth_data import make_dataset
+    d = make_dataset('folder', tmp_path/'d', n_per_class=6, size=32, seed=0, painters=['Synth Mondrian', 'Synth Rothko'])
+    r = subprocess.run([str(BIN/'artnb-train'), str(d), str(tmp_path/'m'), '--arch', 'simple_cnn', '--no-pretrained', '--img-size', '32',
+                        '--cv-folds', '50'], capture_output=True, text=True, timeout=300)
+    err = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    assert r.returncode == 1 and len(err) == 1 and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert err[0].startswith('artnb-train: 50-fold CV needs at least 50 images per class'), err
+    assert not (tmp_path/'m'/'model.safetensors').exists()
