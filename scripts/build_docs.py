@@ -235,7 +235,10 @@ def stage_notebook(path, dest, seen, figures=FIGS):
     for c in nb['cells']:
         src = src_of(c)
         if c['cell_type'] != 'code':
-            cells.append({**c, 'source': demote_h1(src, h1) if c['cell_type'] == 'markdown' else src}); continue
+            if c['cell_type'] == 'markdown':   # prose links to committed figures (../figures/<nb>/x.png from nbs/): the staged copies
+                src = demote_h1(src.replace('](../figures/', '](figures/').replace('src="../figures/', 'src="figures/'), h1)
+                placed.update(f for f in figs if f'figures/{path.stem}/{f.name}' in src)
+            cells.append({**c, 'source': src}); continue
         d = directives(src)
         if 'hide' in d or 'exporti' in d: continue
         code = strip_directives(src)
