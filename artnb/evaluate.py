@@ -59,7 +59,9 @@ def drop_seen(pred_dir, items:pd.DataFrame) -> tuple:
     if not f.is_file(): return items, 0
     seen = pd.read_csv(f, dtype=str, keep_default_na=False)
     paths, sums = set(seen['path']), set(seen['md5']) - {''}
-    hit = np.array([os.path.realpath(p) in paths or (bool(sums) and _md5(p) in sums) for p in items['path']], dtype=bool)
+    known = items['md5'] if 'md5' in items else pd.Series('', index=items.index)   # validated items carry their md5: no second read
+    hit = np.array([os.path.realpath(p) in paths or (bool(sums) and ((m if isinstance(m, str) and m else _md5(p)) in sums))
+                    for p, m in zip(items['path'], known)], dtype=bool)
     return items[~hit], int(hit.sum())
 
 def select_items(pred:Predictor, items:pd.DataFrame, split:str='test') -> tuple:
