@@ -1,4 +1,4 @@
-"""Predictions table -> metrics with Wilson and bootstrap intervals, confusion and per-source ("extended") confusion, CAM heat-maps, robustness sweeps, calibration, figures and `metrics.json`.
+"""Predictions table -> metrics with Wilson and bootstrap intervals, confusion and per-source ("extended") confusion, robustness sweeps, calibration and `metrics.json` (their figures: `artnb.plots`).
 
 Docs: https://artnb.github.io/artnb/analysis.html.md"""
 
@@ -13,23 +13,22 @@ from typing import Callable, Sequence
 
 import numpy as np, pandas as pd
 from PIL import Image, ImageFilter
-import matplotlib.pyplot as plt
 from fastai.vision.core import PILImage, PILBase
 from . import __version__
 from .core import load_rgb, to_jsonable
 from .calibration import choose_binary_threshold
 from .data import items_dl
-from .learner import positive_index
+from .calibration import positive_index
+from .modelfile import ModelConfig
+from .inference import Predictor, model_labels
 
 
 # %% auto #0
 __all__ = ['HEADLINE_METRICS', 'DATA_KINDS', 'METRICS_SCHEMA', 'PERTURB_LEVELS', 'class_names', 'prob_matrix', 'to_pil',
            'image_dl', 'predictions', 'pred_classes', 'truth_column', 'positive_class', 'ece', 'per_class_table',
            'classification_metrics', 'wilson_ci', 'bootstrap_ci', 'metrics_table', 'confusion', 'source_truth',
-           'extended_confusion', 'reliability', 'binary_threshold', 'apply_threshold', 'data_tag', 'save_fig',
-           'finish_figure', 'plot_confusion', 'plot_extended_confusion', 'plot_reliability', 'plot_metrics_ci',
-           'validate_metrics', 'save_metrics', 'load_metrics', 'perturb', 'robustness_sweep', 'plot_robustness',
-           'format_metrics']
+           'extended_confusion', 'reliability', 'binary_threshold', 'apply_threshold', 'data_tag', 'validate_metrics',
+           'save_metrics', 'load_metrics', 'perturb', 'robustness_sweep', 'format_metrics']
 
 # %% ../nbs/02_analysis.ipynb #70823947
 def class_names(learn) -> list:
@@ -96,9 +95,13 @@ def _get_preds(learn, dl):
 def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | None = None) -> pd.DataFrame:
     """One row per image: the item columns (path, label, source, ...) + `target` (true class in the learner's
     vocab, when labels are known), `pred`, `p_max`, `correct` and `prob_<class>` for every class.
-    `dl_or_items`: None (the learner's validation set), a fastai DataLoader, an items DataFrame
-    (run through `learn.dls.test_dl`) or a list of paths / PIL images."""
+    `dl_or_items`: None (the learner's validation set), a fastai DataLoader, an items DataFrame or a list of paths /
+    PIL images. Items and images of an `art_learner` go through `Predictor` (the one inference path: the config's
+    preprocessing and temperature, as `artnb-predict` and `artnb-eval`); DataLoaders and plain fastai learners through
+    `get_preds`."""
     vocab = class_names(learn)
+    if isinstance(getattr(learn, 'art', None), ModelConfig) and isinstance(dl_or_items, (pd.DataFrame, list, tuple)):
+        return _predictor_rows(learn, dl_or_items, vocab, with_labels, bs)
     items = None
     if dl_or_items is None: dl = learn.dls.valid
     elif isinstance(dl_or_items, pd.DataFrame):
@@ -128,9 +131,30 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
             items = pd.DataFrame({'path': [str(o) for o in its]})
         else: items = pd.DataFrame(index=range(n))
     if len(items) != n: raise ValueError(f'{len(items)} items but {n} predictions: cannot join them')
+    return _rows(items, P, _target_idx(targs, n), vocab)
+
+def _predictor_rows(learn, items, vocab, with_labels=True, bs=None) -> pd.DataFrame:
+    "`predictions` of an `art_learner` on an items DataFrame or a list of images, through `Predictor.from_learner`; targets by `model_labels` (the task the DataLoaders recorded)"
+    pred = Predictor.from_learner(learn)
+    if isinstance(items, pd.DataFrame): df, xs = items.reset_index(drop=True), list(items['path'])
+    else:
+        xs = [o if isinstance(o, (str, Path, Image.Image)) else to_pil(o) for o in items]
+        df = pd.DataFrame({'path': [str(o) if isinstance(o, (str, Path)) else f'<image {i}>' for i, o in enumerate(items)]})
+    P = pred.predict(xs, bs=bs or 64).probs
+    y, col = None, pred.config.data.label_col or 'label'
+    if with_labels and col in df:
+        try:
+            lab = list(model_labels(pred.config, df))
+            unknown = sorted(set(map(str, lab)) - set(vocab))
+            if unknown: raise ValueError(f"labels the model has no class for: {unknown[:5]}")
+            y = np.array([vocab.index(str(v)) for v in lab])
+        except ValueError as e: warnings.warn(f'labels could not be read from the items ({e}); predicting without targets')
+    return _rows(df, P, y, vocab)
+
+def _rows(items, P, y, vocab) -> pd.DataFrame:
+    "The `predictions` table: `items`' columns + target, pred, p_max, correct, prob_<class>"
     df = items.drop(columns=[c for c in ('_y', '_is_valid') if c in items])   # art_dls' internal columns
     if 'source' not in df: df['source'] = 'unknown'
-    y = _target_idx(targs, n)
     if y is not None: df['target'] = [vocab[i] for i in y]
     pi = P.argmax(1)
     df['pred'] = [vocab[i] for i in pi]
@@ -139,6 +163,7 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
     for j, c in enumerate(vocab): df[f'prob_{c}'] = P[:, j]
     df.attrs['classes'] = list(vocab)
     return df
+
 
 # %% ../nbs/02_analysis.ipynb #231298e8
 def pred_classes(preds: pd.DataFrame) -> list:
@@ -470,89 +495,6 @@ def data_tag(data_kind: str | None) -> str:
     _check_kind(data_kind)
     return {'synthetic': 'SYNTHETIC DATA', 'real': 'real data'}.get(data_kind, '')
 
-def _slug(name: str) -> str:
-    s = re.sub(r'[^A-Za-z0-9._-]+', '_', str(name)).strip('_.')
-    if not s: raise ValueError(f'bad figure name {name!r}')
-    return s[:-4] if s.lower().endswith('.png') else s
-
-def save_fig(fig, out_dir, name: str, dpi: int = 110) -> Path:
-    "Save `fig` as `out_dir/<name>.png` (name made file-safe) and return the path."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    p = out / f'{_slug(name)}.png'
-    fig.savefig(p, dpi=dpi, bbox_inches='tight')
-    return p
-
-def finish_figure(fig, title, data_kind=None, caption=None, out_dir=None, name=None):
-    "Title with the data kind, caption under the axes, optional save; returns fig."
-    tag = data_tag(data_kind)
-    fig.suptitle(f'{title} [{tag}]' if tag else title, fontsize=11)
-    if caption: fig.text(0.5, -0.02, caption, ha='center', va='top', fontsize=8, wrap=True)
-    fig.tight_layout()
-    if out_dir is not None: fig.artnb_path = save_fig(fig, out_dir, name)
-    return fig
-
-def _heatmap(ax, df, fmt, cmap='Blues', vmax=None, rotation=45):
-    a = df.to_numpy(dtype=float)
-    im = ax.imshow(a, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else (np.nanmax(a) if a.size else 1))
-    ax.set_xticks(range(a.shape[1])); ax.set_yticks(range(a.shape[0]))
-    ax.set_xticklabels(list(df.columns), rotation=rotation, ha='right' if rotation else 'center', fontsize=8)
-    ax.set_yticklabels(list(df.index), fontsize=8)
-    if a.shape[0] * a.shape[1] <= 400:
-        hi = (np.nanmax(a) if a.size else 1) * 0.6
-        for i in range(a.shape[0]):
-            for j in range(a.shape[1]):
-                v = a[i, j]
-                txt = '' if np.isnan(v) else format(int(round(v)), fmt) if fmt.endswith('d') else format(v, fmt)
-                ax.text(j, i, txt, ha='center', va='center', fontsize=7,
-                        color='white' if a[i, j] > hi else 'black')
-    return im
-
-def plot_confusion(preds: pd.DataFrame, normalize: str | None = 'true', target_col: str | None = None,
-                   out_dir=None, name: str = 'confusion', data_kind: str | None = None, caption: str | None = None,
-                   title: str = 'Confusion matrix'):
-    "Heat-map of `confusion(preds, normalize)`."
-    cm = confusion(preds, normalize, target_col); C = len(cm)
-    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * C, 14), min(1.6 + 0.45 * C, 13)))
-    _heatmap(ax, cm, 'd' if normalize is None else '.2f', vmax=None if normalize is None else 1)
-    ax.set_xlabel('predicted'); ax.set_ylabel('true')
-    return finish_figure(fig, f'{title} (n={len(preds)})', data_kind, caption, out_dir, name)
-
-def plot_extended_confusion(preds: pd.DataFrame, source_col: str = 'source', out_dir=None,
-                            name: str = 'extended_confusion', data_kind: str | None = None,
-                            caption: str | None = None, title: str = 'Predictions per source'):
-    "S1-style heat-map: rows predicted class, columns source (true class in brackets), cells fraction of the source."
-    ec = extended_confusion(preds, source_col)
-    truth = ec.attrs['source_truth']; n = preds[source_col].astype(str).value_counts()
-    shown = ec.copy(); shown.columns = [f'{s}\n({truth[s]}) n={n[s]}' if truth.get(s) else f'{s}\nn={n[s]}' for s in ec.columns]
-    fig, ax = plt.subplots(figsize=(min(2.5 + 1.5 * ec.shape[1], 18), min(2 + 0.5 * ec.shape[0], 12)))
-    _heatmap(ax, shown, '.3f', cmap='Oranges', vmax=1, rotation=0 if ec.shape[1] <= 8 else 45)
-    ax.set_xlabel(source_col); ax.set_ylabel('predicted')
-    return finish_figure(fig, title, data_kind, caption or 'cell = fraction of the column\'s images predicted as the row class',
-                   out_dir, name)
-
-def plot_reliability(preds: pd.DataFrame, n_bins: int = 15, out_dir=None, name: str = 'reliability',
-                     data_kind: str | None = None, caption: str | None = None, title: str = 'Reliability'):
-    "Reliability diagram (accuracy vs confidence per bin, with counts) titled with the ECE."
-    bins, e = reliability(preds, n_bins)
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(4.5, 5), sharex=True, gridspec_kw=dict(height_ratios=[3, 1]))
-    w = 1 / n_bins; mid = bins.bin_lo + w / 2
-    ax.bar(mid, bins.accuracy.fillna(0), width=w * 0.9, color='tab:blue', label='accuracy')
-    ax.plot([0, 1], [0, 1], 'k--', lw=1, label='perfect calibration')
-    ax.set_ylabel('accuracy'); ax.set_ylim(0, 1); ax.legend(fontsize=7)
-    ax2.bar(mid, bins['count'], width=w * 0.9, color='grey'); ax2.set_xlabel('confidence (p_max)'); ax2.set_ylabel('count')
-    return finish_figure(fig, f'{title}: ECE={e:.3f} (n={len(preds)})', data_kind, caption, out_dir, name)
-
-def plot_metrics_ci(table: pd.DataFrame, out_dir=None, name: str = 'metrics_ci', data_kind: str | None = None,
-                    caption: str | None = None, title: str = 'Metrics with 95% CI'):
-    "Dot-and-whisker plot of a `metrics_table` (estimate and its `lo`-`hi` interval)."
-    fig, ax = plt.subplots(figsize=(5, 0.35 * len(table) + 1.2))
-    yy = np.arange(len(table))[::-1]
-    ax.plot(table.estimate, yy, 'o', color='tab:blue')
-    if 'lo' in table:
-        ax.hlines(yy, table.lo, table.hi, color='tab:blue')
-    ax.set_yticks(yy); ax.set_yticklabels(table.index, fontsize=8); ax.set_xlim(0, 1.02)
-    return finish_figure(fig, title, data_kind, caption, out_dir, name)
-
 # %% ../nbs/02_analysis.ipynb #cdd7a7ce
 METRICS_SCHEMA = 'artnb.metrics/1'
 _METRICS_KEYS = ('schema', 'notebook', 'paper', 'data', 'params', 'results', 'paper_reported', 'artnb_version', 'created')
@@ -667,25 +609,6 @@ def robustness_sweep(learn, items_or_dl=None, kinds: Sequence[str] = ('jpeg', 'd
     df = pd.DataFrame(rows)
     df.attrs['clean_pipeline_accuracy'] = float(clean['correct'].mean())
     return df
-
-def plot_robustness(df: pd.DataFrame, metric: str = 'accuracy', out_dir=None, name: str = 'robustness',
-                    data_kind: str | None = None, caption: str | None = None, title: str | None = None):
-    "One panel per perturbation kind: `metric` against level, the unperturbed value dashed."
-    kinds = [k for k in df.kind.unique() if k != 'none']
-    base = df.loc[df.kind == 'none', metric]
-    fig, axs = plt.subplots(1, max(1, len(kinds)), figsize=(3 * max(1, len(kinds)), 2.8), squeeze=False, sharey=True)
-    xl = dict(jpeg='JPEG quality', downscale='downscale factor', blur='blur sigma (px)', noise='noise sigma')
-    for ax, k in zip(axs[0], kinds):
-        s = df[df.kind == k].sort_values('level')
-        ax.plot(s.level, s[metric], 'o-')
-        if len(base): ax.axhline(float(base.iloc[0]), ls='--', color='grey', lw=1, label='unperturbed')
-        ax.set_xlabel(xl.get(k, k)); ax.set_ylim(-0.02, 1.02)
-        if k == 'jpeg': ax.invert_xaxis()
-        if k == 'downscale':
-            ax.set_xscale('log', base=2); ax.set_xticks(list(s.level)); ax.set_xticklabels([f'{v:g}' for v in s.level])
-    axs[0, 0].set_ylabel(metric); axs[0, 0].legend(fontsize=7)
-    n = int(df.n.iloc[0]) if len(df) else 0
-    return finish_figure(fig, title or f'Robustness: {metric} under perturbations (n={n})', data_kind, caption, out_dir, name)
 
 # %% ../nbs/02_analysis.ipynb #47eca374
 def format_metrics(table: pd.DataFrame, data_kind: str | None = None, title: str = 'metrics') -> str:

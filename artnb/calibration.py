@@ -8,15 +8,44 @@ Docs: https://artnb.github.io/artnb/calibration.html.md"""
 from __future__ import annotations
 import math
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+
 
 # %% auto #0
-__all__ = ['NONE_LABEL', 'THRESHOLD_KINDS', 'TEMPERATURE_BOUNDS', 'MIN_PER_CLASS', 'MIN_THRESHOLD_PER_CLASS', 'decide', 'nll',
-           'fit_temperature', 'choose_binary_threshold', 'reject_threshold', 'fit_decision_rule']
+__all__ = ['NONE_LABEL', 'THRESHOLD_KINDS', 'TEMPERATURE_BOUNDS', 'MIN_PER_CLASS', 'MIN_THRESHOLD_PER_CLASS', 'log_softmax',
+           'softmax', 'positive_index', 'decide', 'nll', 'fit_temperature', 'choose_binary_threshold',
+           'reject_threshold', 'fit_decision_rule']
 
 # %% ../nbs/01e_calibration.ipynb #4a922001
 NONE_LABEL = 'none of these'
+
+def log_softmax(z, axis:int=-1) -> np.ndarray:
+    "log softmax of `z` along `axis` (float64, stable for large logits)"
+    z = np.asarray(z, dtype=np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+def softmax(z, axis:int=-1) -> np.ndarray:
+    "Probabilities softmax(`z`) along `axis`: what every backend (torch, ONNX, the light install) turns logits into"
+    return np.exp(log_softmax(z, axis))
+
+_NEG_NAMES = {'rest', 'other', 'others', 'negative', 'neg', 'no', 'false', '0', 'human', 'photo', 'real', 'none'}
+
+def _looks_negative(name):
+    n = str(name).lower().replace('-', '_').replace(' ', '_')
+    return n in _NEG_NAMES or n.startswith(('not_', 'non_', 'no_')) or n.startswith('non')
+
+def positive_index(vocab, pos_label=None) -> int:
+    "Index of the positive class in a 2-class `vocab` (`pos_label` if given, else the one that is not 'rest'/'not_...'/'human')"
+    vocab = [str(v) for v in vocab]
+    if len(vocab) != 2: raise ValueError(f"positive_index needs 2 classes, got {vocab}")
+    if pos_label is not None:
+        if str(pos_label) not in vocab: raise ValueError(f"pos_label {pos_label!r} not in {vocab}")
+        return vocab.index(str(pos_label))
+    if str(vocab[1]).lower() in ('true', '1', 'yes', 'ai'): return 1
+    if str(vocab[0]).lower() in ('true', '1', 'yes', 'ai'): return 0
+    if _looks_negative(vocab[0]) and not _looks_negative(vocab[1]): return 1
+    if _looks_negative(vocab[1]) and not _looks_negative(vocab[0]): return 0
+    return 1
 THRESHOLD_KINDS = ('binary', 'reject')
 TEMPERATURE_BOUNDS = (0.25, 8.0)   # a fitted temperature outside this range says more about the validation set than the model
 MIN_PER_CLASS = 10                 # images of every class in validation before a temperature is fitted
@@ -50,6 +79,7 @@ def fit_temperature(logits, targets, bounds=TEMPERATURE_BOUNDS) -> float:
     ok = np.isfinite(z).all(1); z, y = z[ok], y[ok]
     if not len(z): raise ValueError("no finite logits to fit a temperature on")
     lo, hi = map(math.log, bounds)
+    from scipy.optimize import minimize_scalar   # only fitting needs scipy; deciding (the light install) does not
     r = minimize_scalar(lambda lt: nll(z, y, math.exp(lt)), bounds=(lo, hi), method='bounded', options=dict(xatol=1e-4))
     T = float(math.exp(r.x))
     return T if nll(z, y, T) < nll(z, y, 1.0) else 1.0

@@ -17,7 +17,8 @@ import torch, pytorch_grad_cam
 from fastcore.basics import getcallable
 from fastai.torch_core import TensorImage
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget, BinaryClassifierOutputTarget
-from .analysis import class_names, to_pil, image_dl, prob_matrix, finish_figure, truth_column, save_fig
+from .analysis import class_names, to_pil, image_dl, prob_matrix, truth_column
+from .plots import finish_figure, save_fig
 
 # %% auto #0
 __all__ = ['CAM_METHODS', 'find_target_layer', 'cam', 'cam_overlay', 'cam_overlays', 'plot_cam_grid', 'top_mistakes',
@@ -96,7 +97,8 @@ def _cam_batch(learn, images, bs=64):
 def _display_images(learn, x) -> np.ndarray:
     "(N,H,W,3) floats in [0,1] for display: the learner's decode (denormalise) when possible, else min-max."
     if _is_predictor(learn):
-        a = (x.detach() * learn.std + learn.mean).float().cpu().numpy()
+        m, s = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (learn.config.mean, learn.config.std))
+        a = (x.detach().float().cpu() * s + m).numpy()
         return np.clip(a.transpose(0, 2, 3, 1), 0, 1)
     try:
         d = learn.dls.after_batch.decode((TensorImage(x.detach().to(getattr(learn.dls, 'device', None) or 'cpu')),))[0]

@@ -78,14 +78,15 @@ def eval_cli(model_dir:str,  # folder written by save_model (model.safetensors +
 
 @call_parse
 @interruptible
-def export_onnx_cli(model_dir:str,  # folder written by save_model (model.safetensors + config.json)
+def export_onnx_cli(model_dir:str,  # folder written by save_model (model.safetensors + config.json), or a Hub id in the local Hub cache
                     opset:int=17,  # ONNX opset
-                    atol:float=1e-4):  # largest accepted |p_onnx - p_torch| in the check
+                    atol:float=1e-4,  # largest accepted |p_onnx - p_torch| in the check
+                    revision:str='main'):  # with a Hub id as MODEL_DIR: the branch, tag or commit to use from the local Hub cache
     "Write MODEL_DIR/model.onnx for onnxruntime and check it against PyTorch: exit 0 when written and checked, 1 when the export or check failed, 2 for wrong arguments"
     from artnb.core import escape_stdio, run_cli   # imported to run, not to parse
     from artnb.export import export_main
     escape_stdio()
-    return run_cli(export_onnx_cli, export_main, model_dir, opset=opset, atol=atol)
+    return run_cli(export_onnx_cli, export_main, model_dir, opset=opset, atol=atol, revision=revision)
 
 # %% ../nbs/02f_cli.ipynb #bedfd920
 @call_parse
@@ -93,7 +94,7 @@ def export_onnx_cli(model_dir:str,  # folder written by save_model (model.safete
 def train_cli(data:str,               # dataset folder (any layout artnb.data.scan reads) or an items CSV
               out:str,                # model folder to write (weights, config.json, model card, metrics.json, predictions.csv)
               recipe:str='artnb',     # 'artnb', or module:function for any recipe (items -> Learner)
-              arch:str='tf_efficientnet_lite0',  # backbone (artnb.learner.ZOO)
+              arch:str='tf_efficientnet_lite0',  # backbone (artnb.backbones.ZOO)
               no_pretrained:store_true=False,    # start from random weights
               img_size:int=None,      # input size; default: the backbone's own
               epochs:int=6,           # training epochs

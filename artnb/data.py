@@ -18,19 +18,20 @@ with warnings.catch_warnings():   # keep the command-line tools' stderr to their
     from fastai.torch_core import TensorImage, set_seed
     from fastai.data.block import DataBlock, CategoryBlock
     from fastai.data.transforms import ColReader, ColSplitter, Normalize
-    from fastai.vision.core import imagenet_stats
+    from fastai.vision.core import imagenet_stats, PILImage
     from fastai.vision.data import ImageBlock
     from fastai.vision.augment import (Resize, ResizeMethod, PadMode, Transform, RandTransform, AffineCoordTfm,
         RandomResizedCropGPU, Flip, Rotate, Zoom, aug_transforms, setup_aug_tfms, affine_mat, rgb2hsv, hsv2rgb)
-from .core import ArtImage
+from .core import load_rgb, IMAGE_EXTS
+from .augment import aug_tfms, NoiseBlur, ToGrayscale, AUG_PRESETS
+from .modelfile import DataConfig, S1_NOISE
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'IMAGE_EXTS', 'ARTBENCH_STYLES', 'WIKIART_STYLES', 'ITEM_COLS', 'SPLIT_NAMES', 'META_EXTS',
-           'AI_SOURCE_WORDS', 'HUMAN_SOURCE_WORDS', 'SCANNERS', 'AUG_PRESETS', 'TASKS', 'RESIZE_METHODS', 'norm_name',
-           'has_files', 'unwrap_root', 'resolve_layout', 'detect_layout', 'scan_best_artworks', 'scan_ai_artbench',
-           'scan_artbench10', 'scan_wikiart', 'scan_monet', 'scan_sources', 'scan_folder', 'scan_csv', 'scan',
-           'split_items', 'shear_mat', 'vflip_mat', 'Shear', 'VFlip', 'ColorJitter', 'gaussian_blur', 'NoiseBlur',
-           'ToGrayscale', 'aug_tfms', 'DataConfig', 'data_kind_of', 'task_labels', 'art_dls', 'items_dl']
+__all__ = ['LAYOUTS', 'ARTBENCH_STYLES', 'WIKIART_STYLES', 'ITEM_COLS', 'SPLIT_NAMES', 'META_EXTS', 'AI_SOURCE_WORDS',
+           'HUMAN_SOURCE_WORDS', 'SCANNERS', 'TASKS', 'RESIZE_METHODS', 'norm_name', 'has_files', 'unwrap_root',
+           'resolve_layout', 'detect_layout', 'scan_best_artworks', 'scan_ai_artbench', 'scan_artbench10',
+           'scan_wikiart', 'scan_monet', 'scan_sources', 'scan_folder', 'scan_csv', 'scan', 'split_items',
+           'data_kind_of', 'task_labels', 'art_dls', 'items_dl', 'ArtImage']
 
 # %% ../nbs/00_data.ipynb #0363a42b
 LAYOUTS = {
@@ -46,7 +47,6 @@ LAYOUTS = {
     'csv':           "A CSV (a file, or ROOT/items.csv / ROOT/labels.csv) with columns path,label[,source][,split]",
 }
 
-IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif'}   # the one list every reader uses (scan, artnb-predict)
 ARTBENCH_STYLES = ['art_nouveau', 'baroque', 'expressionism', 'impressionism', 'post_impressionism', 'realism',
                    'renaissance', 'romanticism', 'surrealism', 'ukiyo_e']
 WIKIART_STYLES = ['Abstract_Expressionism', 'Action_painting', 'Analytical_Cubism', 'Art_Nouveau_Modern', 'Baroque',
@@ -459,150 +459,9 @@ def split_items(items, ratios=(0.7, 0.2, 0.1), seed=42, stratify='label', keep_g
     df['split'] = given.values
     return df
 
-# %% ../nbs/00_data.ipynb #3c90b1ab
-def _draw(x, lo, hi, p, neutral, draw=None, batch=False):
-    "Per-image values uniform in [lo, hi] (or `draw`), replaced by `neutral` with probability 1-p"
-    n = x.size(0)
-    if draw is not None: v = x.new_zeros(n) + torch.as_tensor(draw, dtype=x.dtype, device=x.device)
-    elif batch: v = x.new_zeros(n) + random.uniform(lo, hi)
-    else: v = x.new_empty(n).uniform_(lo, hi)
-    if p < 1:
-        keep = (x.new_empty(n).uniform_() < p) if not batch else x.new_zeros(n, dtype=torch.bool) | (random.random() < p)
-        v = torch.where(keep, v, torch.full_like(v, neutral))
-    return v
-
-def shear_mat(x, max_deg=5., p=1., draw=None, batch=False):
-    "Batch of horizontal shear matrices, angle uniform in [-max_deg, max_deg] degrees (as torchvision `RandomAffine(shear=...)`)"
-    t = torch.tan(_draw(x, -max_deg, max_deg, p, 0., draw, batch) * math.pi / 180)
-    one, zero = torch.ones_like(t), torch.zeros_like(t)
-    return affine_mat(one, t, zero, zero, one, zero)
-
-def vflip_mat(x, p=0.5, draw=None, batch=False):
-    "Batch of vertical flip matrices, each applied with probability `p` (`draw`=1 forces a flip)"
-    flip = _draw(x, 1., 1., p, 0., draw, batch)
-    s = 1 - 2 * flip
-    one, zero = torch.ones_like(s), torch.zeros_like(s)
-    return affine_mat(one, zero, zero, zero, s, zero)
-
-class Shear(AffineCoordTfm):
-    "Random horizontal shear of up to `max_deg` degrees (S0 table 1: ±5)"
-    def __init__(self, max_deg=5., p=1., draw=None, size=None, mode='bilinear', pad_mode=PadMode.Zeros, batch=False, align_corners=True):
-        super().__init__(aff_fs=partial(shear_mat, max_deg=max_deg, p=p, draw=draw, batch=batch), size=size, mode=mode,
-                         pad_mode=pad_mode, align_corners=align_corners)
-
-class VFlip(AffineCoordTfm):
-    "Random vertical flip with probability `p` (S2 second stage, S4)"
-    def __init__(self, p=0.5, draw=None, size=None, mode='bilinear', pad_mode=PadMode.Zeros, batch=False, align_corners=True):
-        super().__init__(aff_fs=partial(vflip_mat, p=p, draw=draw, batch=batch), size=size, mode=mode,
-                         pad_mode=pad_mode, align_corners=align_corners)
-
-# %% ../nbs/00_data.ipynb #0e9143f4
-def _gray(x): return (x * x.new_tensor([0.299, 0.587, 0.114])[None, :, None, None]).sum(1, keepdim=True)
-
-class ColorJitter(RandTransform):
-    "torchvision-style colour jitter with per-image factors (train only)"
-    split_idx, order = 0, 40
-    def __init__(self, brightness=0., contrast=0., saturation=0., hue=0., p=1.):
-        store_attr('brightness,contrast,saturation,hue')
-        super().__init__(p=p)
-    def encodes(self, x: TensorImage):
-        n = x.shape[0]
-        def f(m): return x.new_empty(n, 1, 1, 1).uniform_(max(0., 1 - m), 1 + m)
-        y = x.as_subclass(torch.Tensor)
-        if self.brightness: y = (y * f(self.brightness)).clamp(0, 1)
-        if self.contrast:
-            k = f(self.contrast); y = (k * y + (1 - k) * _gray(y).mean((1, 2, 3), keepdim=True)).clamp(0, 1)
-        if self.saturation:
-            k = f(self.saturation); y = (k * y + (1 - k) * _gray(y)).clamp(0, 1)
-        if self.hue:
-            hsv = rgb2hsv(y)
-            hsv[:, 0] = (hsv[:, 0] + x.new_empty(n, 1, 1).uniform_(-self.hue, self.hue).as_subclass(torch.Tensor)) % 1.0
-            y = hsv2rgb(hsv).clamp(0, 1)
-        return TensorImage(y)
-
-def gaussian_blur(x, kernel=7, sigma=2.):
-    "Blur a batch (N, C, H, W) with a separable Gaussian kernel (reflect padding)"
-    t = torch.arange(kernel, dtype=torch.float32, device=x.device) - (kernel - 1) / 2
-    g = torch.exp(-t ** 2 / (2 * sigma ** 2)); g = (g / g.sum()).to(x.dtype)
-    c, p = x.shape[1], kernel // 2
-    y = x.as_subclass(torch.Tensor)
-    y = F.conv2d(F.pad(y, (p, p, 0, 0), mode='reflect'), g.view(1, 1, 1, kernel).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(y, (0, 0, p, p), mode='reflect'), g.view(1, 1, kernel, 1).repeat(c, 1, 1, 1), groups=c)
-
-class NoiseBlur(Transform):
-    "S1: Gaussian blur (kernel 7, sigma 2) then Gaussian noise (sigma 0.1, [0,1] pixels); train only, or every split with `valid=True`"
-    order = 90
-    def __init__(self, sigma=0.1, kernel=7, blur_sigma=2., valid=False, clamp=True):
-        super().__init__(split_idx=None if valid else 0)
-        store_attr('sigma,kernel,blur_sigma,valid,clamp')
-    def encodes(self, x: TensorImage):
-        y = gaussian_blur(x, self.kernel, self.blur_sigma) if self.kernel and self.blur_sigma else x.as_subclass(torch.Tensor)
-        if self.sigma: y = y + torch.randn_like(y) * self.sigma
-        return TensorImage(y.clamp(0, 1) if self.clamp else y)
-
-class ToGrayscale(Transform):
-    "Replace each image by its luma in all three channels (S1's grayscale ablation), on every split"
-    order = 85
-    def encodes(self, x: TensorImage): return TensorImage(_gray(x.as_subclass(torch.Tensor)).expand(-1, 3, -1, -1).contiguous())
-
-# %% ../nbs/00_data.ipynb #6fc5fda5
-AUG_PRESETS = {
-    'none':   dict(paper='-', desc='no augmentation (resize and normalise only)'),
-    'fastai': dict(paper='fastai', desc='fastai aug_transforms(): flip, rotate 10, zoom 1.1, warp 0.2, brightness/contrast 0.2'),
-    's0':     dict(paper='S0 table 1', flip=0.5, rotate=10, shear=5, pad_mode='zeros',
-                   jitter=dict(brightness=0.2, saturation=0.2, hue=0.05),
-                   desc='rotate ±10, hflip 0.5, shear ±5 deg, colour jitter brightness/saturation/hue (0.2/0.2/0.05 assumed: S0 gives no values)'),
-    's2':     dict(paper='S2', rotate=30, zoom=(0.5, 1.5), pad_mode='border', desc='rotate ±30, zoom 0.5-1.5 (Keras ImageDataGenerator, stage 1)'),
-    's2-flips': dict(paper='S2', flip=0.5, vflip=0.5, desc='horizontal and vertical flips (S2 second stage)'),
-    's3':     dict(paper='S3', flip=0.5, rotate=10, pad_mode='zeros', jitter=dict(brightness=0.1, contrast=0.1, saturation=0.1),
-                   desc='hflip, rotate ±10, ColorJitter(0.1, 0.1, 0.1)'),
-    's4-mild': dict(paper='S4', flip=0.5, vflip=0.5, rotate=30, pad_mode='zeros', desc='hflip, vflip, rotate ±30 (best S4 model)'),
-    's4-aggressive': dict(paper='S4', flip=0.5, rotate=30, rrc=0.08, pad_mode='zeros',
-                          jitter=dict(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.2),
-                          desc='hflip, rotate ±30, RandomResizedCrop, ColorJitter(0.2, 0.2, 0.2, 0.2)'),
-}
-_PAD = {'zeros': PadMode.Zeros, 'border': PadMode.Border, 'reflection': PadMode.Reflection}
-
-def aug_tfms(name='none', size=None) -> list:
-    "Batch augmentation transforms of preset `name` (a key of `AUG_PRESETS`); `size` is the output size for random crops"
-    if name not in AUG_PRESETS: raise ValueError(f"unknown augmentation {name!r}: use one of {list(AUG_PRESETS)}")
-    if name == 'none': return []
-    if name == 'fastai': return aug_transforms()
-    c = AUG_PRESETS[name]
-    kw = dict(pad_mode=_PAD[c.get('pad_mode', 'reflection')], mode='bilinear', align_corners=True)
-    res = []
-    if c.get('flip'): res.append(Flip(p=c['flip'], **kw))
-    if c.get('vflip'): res.append(VFlip(p=c['vflip'], **kw))
-    if c.get('rotate'): res.append(Rotate(max_deg=c['rotate'], p=1., **kw))
-    if c.get('shear'): res.append(Shear(max_deg=c['shear'], p=1., **kw))
-    if c.get('zoom'): res.append(Zoom(min_zoom=c['zoom'][0], max_zoom=c['zoom'][1], p=1., **kw))
-    if c.get('rrc'):
-        if size is None: raise ValueError(f"augmentation {name!r} has a random resized crop: pass size")
-        res.append(RandomResizedCropGPU(size, min_scale=c['rrc']))
-    if c.get('jitter'): res.append(ColorJitter(**c['jitter']))
-    return setup_aug_tfms(res)
-
 # %% ../nbs/00_data.ipynb #4f6d9999
 TASKS = ('multiclass', 'binary', 'ai', 'style_origin')
 RESIZE_METHODS = {'squish': ResizeMethod.Squish, 'pad': ResizeMethod.Pad, 'crop': ResizeMethod.Crop}
-
-@dataclass
-class DataConfig:
-    "What `art_dls` built (`dls.art`): task and targets, input size and resize, augmentation, normalisation, extra transforms, classes, and whether the images were synthetic"
-    task: str = 'multiclass'
-    target: str | None = None
-    label_col: str = 'label'
-    size: int | list = 128
-    resize: str = 'squish'
-    aug: str = 'none'
-    mean: list = field(default_factory=lambda: list(imagenet_stats[0]))
-    std: list = field(default_factory=lambda: list(imagenet_stats[1]))
-    noise_blur: bool = False
-    noise_blur_valid: bool = False
-    grayscale: bool = False
-    vocab: list = field(default_factory=list)
-    kind: str = 'unknown'   # 'synthetic' (every item from artnb.synth), 'real' (none) or 'unknown'
-    def to_dict(self) -> dict: return asdict(self)
 
 def data_kind_of(items) -> str:
     "'synthetic' when every row of `items` is marked synthetic, 'real' when none is, else 'unknown'"
@@ -663,15 +522,17 @@ def _dls_frame(items, task, target, extra_negatives, label_col):
 
 def art_dls(items, task='multiclass', target=None, size=128, resize='squish', aug='none', bs=32, noise_blur=False,
             noise_blur_valid=False, grayscale=False, extra_negatives=None, num_workers=0, seed=42, normalize=None,
-            label_col='label', **kw):
-    "fastai `DataLoaders` for `task` from an items table with a split (train/valid rows; test rows excluded)"
+            label_col='label', noise:dict|None=None, **kw):
+    "fastai `DataLoaders` for `task` from an items table with a split (train/valid rows; test rows excluded); `dls.art` is their frozen `DataConfig` (`noise`: S1's sigma / kernel / blur_sigma, default `S1_NOISE`)"
     if resize not in RESIZE_METHODS: raise ValueError(f"resize must be one of {list(RESIZE_METHODS)}, got {resize!r}")
     if noise_blur_valid and not noise_blur: raise ValueError("noise_blur_valid=True needs noise_blur=True")
     df, classes = _dls_frame(items, task, target, extra_negatives, label_col)
     mean, std = normalize or imagenet_stats
     batch_tfms = aug_tfms(aug, size)
     if grayscale: batch_tfms.append(ToGrayscale())
-    if noise_blur: batch_tfms.append(NoiseBlur(valid=noise_blur_valid))
+    noise = dict(S1_NOISE, **(noise or {}))
+    if set(noise) != set(S1_NOISE): raise ValueError(f"noise takes {', '.join(S1_NOISE)}, got {sorted(noise)}")
+    if noise_blur: batch_tfms.append(NoiseBlur(valid=noise_blur_valid, **noise))
     batch_tfms.append(Normalize.from_stats(mean, std))
     dblock = DataBlock(blocks=(ImageBlock(cls=ArtImage), CategoryBlock(vocab=classes)),
                        get_x=ColReader('path'), get_y=ColReader('_y'), splitter=ColSplitter('_is_valid'),
@@ -681,7 +542,7 @@ def art_dls(items, task='multiclass', target=None, size=128, resize='squish', au
     dls = dblock.dataloaders(df, bs=bs, num_workers=num_workers, **kw)
     dls.art = DataConfig(task=task, target=target, label_col=label_col, size=list(size) if isinstance(size, tuple) else size,
                          resize=resize, aug=aug, mean=[float(v) for v in mean], std=[float(v) for v in std], noise_blur=noise_blur,
-                         noise_blur_valid=noise_blur_valid, grayscale=grayscale, vocab=[str(v) for v in dls.vocab], kind=data_kind_of(items))
+                         noise_blur_valid=noise_blur_valid, noise=noise, grayscale=grayscale, vocab=[str(v) for v in dls.vocab], kind=data_kind_of(items))
     return dls
 
 def items_dl(dls, items, split='test', with_labels=True, **kw):
@@ -703,3 +564,11 @@ def items_dl(dls, items, split='test', with_labels=True, **kw):
     return dls.test_dl(df.reset_index(drop=True), with_labels=with_labels, **kw)
 
 items_dl.__test__ = False   # a helper, not a pytest test (pytest collects `test_*` names imported into test modules)
+
+# %% ../nbs/00_data.ipynb #32a7143c
+class ArtImage(PILImage):
+    "A fastai `PILImage` whose `create` opens files with `load_rgb` (EXIF, CMYK, alpha on white, 16-bit scaled)"
+    @classmethod
+    def create(cls, fn, **kwargs):
+        if isinstance(fn, (str, Path)): return cls(load_rgb(fn))
+        return super().create(fn, **kwargs)

@@ -45,8 +45,8 @@ def find_models(root) -> list:
 # %% ../nbs/02d_demo_app.ipynb #70eb0bc9
 def model_data_kind(config) -> str:
     "'synthetic' or 'real' as the saved `config` (a `ModelConfig` or its JSON dict) records it (`data_kind` or `data.kind`), else 'unknown'."
-    if not isinstance(config, dict): config = dict(data=getattr(config, 'data', {}) or {})
     from artnb.analysis import DATA_KINDS
+    if not isinstance(config, dict): config = dict(data_kind=getattr(config, 'data_kind', None))   # a ModelConfig: its DataConfig's kind
     data = config.get('data') if isinstance(config.get('data'), dict) else {}
     for kind in (config.get('data_kind'), data.get('kind')):
         if kind in DATA_KINDS: return kind
@@ -133,10 +133,10 @@ class DemoApp:
 # %% ../nbs/02d_demo_app.ipynb #6bec41c3
 APP_ENV = 'ARTNB_DEMO_MODELS'
 
-def resolve_models(model_dir=None, models_dir=None, default='models') -> tuple:
-    "(model folders, root for their labels) from the CLI options; raises ValueError / FileNotFoundError saying what is wrong."
+def resolve_models(model_dir=None, models_dir=None, default='models', revision:str='main') -> tuple:
+    "(model folders, root for their labels) from the CLI options (`model_dir` may be a Hub id in the local Hub cache, at `revision`); raises ValueError / FileNotFoundError saying what is wrong."
     if model_dir and models_dir: raise ValueError('give --model-dir or --models-dir, not both')
-    if model_dir: return [model_folder(model_dir)], None
+    if model_dir: return [model_folder(model_dir, revision)], None
     if models_dir: return find_models(models_dir), str(models_dir)
     if Path(default).is_dir():
         try: return find_models(default), default
@@ -216,7 +216,7 @@ def __getattr__(name):
 
 # %% ../nbs/02d_demo_app.ipynb #9ab91416
 @call_parse
-def demo_cli(model_dir:str=None, # one folder written by artnb.inference.save_model
+def demo_cli(model_dir:str=None, # one folder written by artnb.inference.save_model, or a Hub id in the local Hub cache
              models_dir:str=None, # a folder of such folders, all offered in the drop-down
              port:int=8866, # port to serve on
              ip:str='127.0.0.1', # address to listen on (loopback: this machine only)
@@ -224,6 +224,7 @@ def demo_cli(model_dir:str=None, # one folder written by artnb.inference.save_mo
              cull_idle:int=300, # shut down a kernel after this many seconds with no browser connected and no activity (0: never)
              cull_interval:int=30, # how often (seconds) to look for such kernels
              dry_run:bool=False, # print the Voila command and stop
+             revision:str='main', # with a Hub id as --model-dir: the branch, tag or commit to use from the local Hub cache
             ):
     "Serve the demo as a web app with Voila: model drop-down, upload, one row per painting (no code shown)"
     def usage(msg):
@@ -233,7 +234,7 @@ def demo_cli(model_dir:str=None, # one folder written by artnb.inference.save_mo
     if not num(port) or not 1 <= port <= 65535: return usage(f"artnb-demo: --port must be an integer from 1 to 65535, got {port!r}")
     for name, v, lo in (('pool-size', pool_size, 0), ('cull-idle', cull_idle, 0), ('cull-interval', cull_interval, 1)):
         if not num(v) or v < lo: return usage(f"artnb-demo: --{name} must be an integer >= {lo}, got {v!r}")
-    try: paths, root = resolve_models(model_dir, models_dir)
+    try: paths, root = resolve_models(model_dir, models_dir, revision=revision)
     except (ValueError, FileNotFoundError) as e: raise CliError(f"artnb-demo: {e}")
     folder = Path(tempfile.mkdtemp(prefix='artnb-demo-'))
     cmd = voila_command(write_app_notebook(folder), port, ip, pool_size, cull_idle, cull_interval)

@@ -10,7 +10,7 @@ __all__ = ['DATASETS', 'kaggle_credentials', 'download']
 # %% ../nbs/00d_download.ipynb #54b0d5dc
 import os, tarfile
 from pathlib import Path
-from .core import can_reach   # the one reachability probe (artnb.learner.hub_reachable uses it too)
+from .core import can_reach   # the one reachability probe (artnb.backbones.hub_reachable uses it too)
 from .data import has_files
 
 # %% ../nbs/00d_download.ipynb #fddc83f0

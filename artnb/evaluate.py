@@ -16,8 +16,8 @@ from .core import load_rgb, BadImage, UsageError, check_number, check_output, on
 from .hub import model_folder
 from .data import scan, data_kind_of
 from .inference import load_model, model_labels, open_set_report, Predictor, NONE_LABEL
-from .analysis import (metrics_table, confusion, reliability, plot_confusion, plot_reliability, plot_extended_confusion,
-    plot_robustness, save_metrics, perturb, PERTURB_LEVELS)
+from .analysis import metrics_table, confusion, reliability, save_metrics, perturb, PERTURB_LEVELS
+from .plots import plot_confusion, plot_reliability, plot_extended_confusion, plot_robustness
 
 # %% auto #0
 __all__ = ['EVAL_SPLITS', 'ROBUSTNESS_KINDS', 'SEEN_FILE', 'EVAL_OUTPUTS', 'write_seen', 'drop_seen', 'select_items',
@@ -107,7 +107,7 @@ def predict_items(pred:Predictor, items:pd.DataFrame, bs:int=32, progress:bool=F
                 img = load_rgb(paths[n])
                 xs.append(pred.preprocess(img if image_fn is None else image_fn(img, n))); idx.append(n)
             except Exception as e: err[n] = e.reason if isinstance(e, BadImage) else one_line(f"{type(e).__name__}: {e}", 300)
-        if xs: P[idx] = pred.predict_tensors(torch.stack(xs))
+        if xs: P[idx] = pred.predict_tensors(pred.stack(xs))
     for n in range(len(paths)):
         if not err[n] and not np.isfinite(P[n]).all(): err[n] = 'model output is not finite'
     df = items.reset_index(drop=True).copy()

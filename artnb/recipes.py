@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: F401 (examples)
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import Callback, CrossEntropyLossFlat, PILImage, Resize, PadMode, default_device, set_seed
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, StratifiedGroupKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -19,13 +20,15 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 from .core import load_rgb
 from .data import RESIZE_METHODS, art_dls, task_labels
-from .learner import create_body_and_stats, default_size, art_learner, arch_source, model_stats, set_stage, quiet
+from .learner import stat_stages, channel_stats, StageStatsHead, art_learner, set_stage, quiet
+from .backbones import create_body_and_stats, default_size, arch_source, model_stats
 from .inference import Predictor
 
 # %% auto #0
-__all__ = ['FEATURE_KINDS', 'PROBE_KINDS', 'PROBE_GRID', 'ARTNB_DEFAULTS', 'image_tensor', 'body_stages', 'FeatureExtractor',
-           'extractor', 'fit_probe', 'probs_table', 'probe_predictions', 'kfold_splits', 'BnEval', 'BestWeights',
-           'inverse_frequency_weights', 'head_from_probe', 'learner_features', 'fit_artnb', 'oof_logits']
+__all__ = ['FEATURE_KINDS', 'PROBE_KINDS', 'PROBE_GRID', 'HEAD_FOR_FEATURES', 'ARTNB_DEFAULTS', 'image_tensor', 'body_stages',
+           'FeatureExtractor', 'extractor', 'fit_probe', 'probs_table', 'probe_predictions', 'kfold_splits', 'BnEval',
+           'BestWeights', 'inverse_frequency_weights', 'head_from_probe', 'learner_features', 'valid_scores',
+           'fit_artnb', 'oof_logits']
 
 # %% ../nbs/01b_recipes.ipynb #dcad3478
 def image_tensor(path, size, resize:str='squish', stats=((0.5,)*3, (0.5,)*3)) -> torch.Tensor:
@@ -42,9 +45,7 @@ FEATURE_KINDS = ('pooled', 'stages', 'both')
 
 def body_stages(body) -> list:
     "The stages of a zoo body whose outputs carry its intermediate feature maps: a timm model's `blocks`, else the body's own children"
-    m = getattr(body, 'model', body)
-    if hasattr(m, 'blocks'): return list(m.blocks)
-    return [c for c in body.children() if any(True for _ in c.parameters())]
+    return stat_stages(body)   # the same stages a 'stages' head reads (`artnb.learner.StageStatsHead`)
 
 class FeatureExtractor:
     "Features of the frozen body of `arch` (eval mode) — 'pooled' (the last map average-pooled), 'stages' (channel mean and std of every stage) or 'both' — optionally averaged with the flipped image; cached per image"
@@ -75,7 +76,7 @@ class FeatureExtractor:
             for h in hooks: h.remove()
         pooled = f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1)
         if self.features == 'pooled': return pooled
-        stats = torch.cat([torch.cat([o.mean((2, 3)), o.flatten(2).std(2, correction=0)], 1) for o in maps if o.ndim == 4], 1)
+        stats = channel_stats(maps)   # exactly what a 'stages' head computes
         return stats if self.features == 'stages' else torch.cat([pooled, stats], 1)
 
     def __call__(self, paths) -> np.ndarray:
@@ -236,8 +237,8 @@ def inverse_frequency_weights(labels, classes) -> torch.Tensor:
     return torch.tensor(n.sum() / (len(classes) * n), dtype=torch.float32)
 
 def head_from_probe(learn, probe) -> None:
-    "Set the final linear layer of `learn`'s 'gap' head from a standardise + logistic-regression `probe`"
-    lin = learn.model[1][-1]
+    "Set the final linear layer of `learn`'s head ('gap', 'stages' or 'stages_gap') from a standardise + logistic-regression `probe`"
+    lin = [m for m in learn.model[1].modules() if isinstance(m, torch.nn.Linear)][-1]
     sc, lr = probe.named_steps['standardscaler'], probe.named_steps['logisticregression']
     W = lr.coef_ / sc.scale_[None]; b = lr.intercept_ - (lr.coef_ * (sc.mean_ / sc.scale_)[None]).sum(1)
     if W.shape[0] == 1: W, b = np.concatenate([-W / 2, W / 2]), np.concatenate([-b / 2, b / 2])  # binary: softmax([-z/2, z/2]) = sigmoid(z)
@@ -248,8 +249,8 @@ def head_from_probe(learn, probe) -> None:
         lin.bias.copy_(torch.as_tensor(b[order], dtype=lin.bias.dtype))
 
 def learner_features(learn, paths, bs:int=32) -> np.ndarray:
-    "Pooled features of `learn`'s own body (eval mode, validation transforms) for the images at `paths`"
-    body, pred = learn.model[0], Predictor.from_learner(learn)   # the one prediction path: the same inputs as `load_model`
+    "The features `learn`'s head reads (pooled, or the stage statistics of a 'stages' head), from its own body (eval mode, validation transforms) for the images at `paths`"
+    body, head, pred = learn.model[0], learn.model[1], Predictor.from_learner(learn)   # the one prediction path: the same inputs as `load_model`
     p = next(body.parameters())
     was = body.training; body.eval()
     out = []
@@ -257,19 +258,30 @@ def learner_features(learn, paths, bs:int=32) -> np.ndarray:
         for i in range(0, len(paths), bs):
             xb = pred.normalize(torch.stack([pred.preprocess(q) for q in list(paths)[i:i + bs]])).to(p.device, p.dtype)
             f = body(xb)
-            out.append((f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1)).cpu().numpy())
+            f = head.features(f) if isinstance(head, StageStatsHead) else (f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1))
+            out.append(f.float().cpu().numpy())
     body.train(was)
     return np.concatenate(out)
 
+HEAD_FOR_FEATURES = {'pooled': 'gap', 'stages': 'stages', 'both': 'stages_gap'}
 ARTNB_DEFAULTS = dict(epochs=6, lr=1e-3, wd=0.05, label_smoothing=0.1, aug='s3', resize='squish', bs=16,
-                      freeze_epochs=3, class_weights=True, probe_init=True, refit_head=True)
+                      freeze_epochs=3, class_weights=True, probe_init=True, refit_head=True, features='stages')
+
+def valid_scores(learn) -> tuple:
+    "(balanced accuracy, loss) of `learn` on its validation rows"
+    P, y = learn.get_preds(dl=learn.dls.valid)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # a class absent from a small validation set
+        ba = float(balanced_accuracy_score(y.numpy(), P.argmax(1).numpy()))
+    return ba, float(learn.validate()[0])
 
 def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:bool=True, size:int|None=None,
               epochs:int=6, lr:float=1e-3, wd:float=0.05, label_smoothing:float=0.1, aug:str='s3', resize:str='squish',
               bs:int=16, freeze_epochs:int=3, class_weights:bool=True, probe_init:bool=True, refit_head:bool=True,
-              task:str='multiclass',
-              target=None, label_col:str='label', seed:int=42, progress:bool|None=None):
-    "The `artnb` recipe on the train/valid rows of `items`: a `Learner` (head 'gap') with its best-validation-loss weights"
+              features:str='stages', task:str='multiclass', target=None, label_col:str='label', seed:int=42,
+              progress:bool|None=None, verbose:bool=False):
+    "The `artnb` recipe on the train/valid rows of `items`: a `Learner` whose head reads `features` (see `FeatureExtractor`), started at the probe's solution and fine-tuned only if that beats it on validation (`recipe_log` says which was kept and why)"
+    if features not in HEAD_FOR_FEATURES: raise ValueError(f"features must be one of {list(HEAD_FOR_FEATURES)}, got {features!r}")
     size = int(size or default_size(arch))
     set_seed(seed, reproducible=True)
     tr = items[items['split'] == 'train']
@@ -281,32 +293,49 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
     w = inverse_frequency_weights(ytr, classes) if class_weights else None
     loss = CrossEntropyLossFlat(weight=w, label_smoothing=float(label_smoothing))
     has_w = bool(pretrained) and arch_source(arch) != 'simple'
-    learn = art_learner(dls, arch, head='gap', pretrained=has_w, opt='adamw', lr=lr, wd=wd, loss_func=loss,
+    use_probe = has_w and probe_init
+    feats = features if use_probe else 'pooled'   # without a probe there is no stage solution to start from
+    learn = art_learner(dls, arch, head=HEAD_FOR_FEATURES[feats], pretrained=has_w, opt='adamw', lr=lr, wd=wd, loss_func=loss,
                         freeze=True, cbs=[BnEval()])
-    learn.recipe_log = dict(recipe='artnb', size=size, probe_init=False, freeze_epochs=0, epochs=int(epochs))
+    log = learn.recipe_log = dict(recipe='artnb', size=size, features=feats, head=HEAD_FOR_FEATURES[feats], probe_init=False,
+                                  freeze_epochs=0, epochs=int(epochs), why='no fine-tuning (epochs=0)')
+    start_name = 'probe' if use_probe else 'head-only model'
+    log['kept'] = start_name.split()[0]
     with quiet(learn, progress), warnings.catch_warnings():   # progress None: `set_progress` decides
         warnings.simplefilter('ignore')
-        if has_w and probe_init:
-            fx = extractor(arch, True, size, resize, flip=False)   # the head sees unflipped pooled features
+        if use_probe:   # the head reads exactly the probe's features (unflipped): the model IS the probe here
+            fx = extractor(arch, True, size, resize, flip=False, features=feats)
             head_from_probe(learn, fit_probe(fx(tr['path']), ytr.to_numpy(), seed=seed))
-            learn.recipe_log['probe_init'] = True
+            log['probe_init'] = True
         elif freeze_epochs:
             set_stage(learn, 'head (frozen body)')
             learn.fit_one_cycle(int(freeze_epochs), lr * 3)
-            learn.recipe_log['freeze_epochs'] = int(freeze_epochs)
+            log['freeze_epochs'] = int(freeze_epochs)
         if epochs:
-            start = float(learn.validate()[0])
+            start_state = copy.deepcopy(learn.model.state_dict())
+            ba0, loss0 = valid_scores(learn)
             learn.unfreeze(); set_stage(learn, 'fine-tune (discriminative)')
-            bw = BestWeights('valid_loss', initial=start)
+            bw = BestWeights('valid_loss', initial=loss0)
             learn.fit_one_cycle(int(epochs), lr_max=slice(lr / 100, lr), cbs=[bw])
-            learn.recipe_log.update(start_valid_loss=start, best_valid_loss=bw.best, best_epoch=bw.best_epoch)
+            ba1, loss1 = valid_scores(learn)
+            log.update(start_valid_loss=loss0, best_valid_loss=bw.best, best_epoch=bw.best_epoch, start_valid_ba=ba0, tuned_valid_ba=ba1)
+            gain = f"validation balanced accuracy {ba0:.3f} -> {ba1:.3f}, loss {loss0:.3f} -> {loss1:.3f}"
+            if ba1 > ba0 + 1e-9 or (ba1 >= ba0 - 1e-9 and loss1 < loss0 - 1e-9):
+                log.update(kept='fine-tuned', why=f"fine-tuning improved on the {start_name}: {gain}")
+            else:   # never end below the starting point: back to the probe's solution on the frozen body
+                learn.model.load_state_dict(start_state); learn.freeze()
+                log.update(kept=start_name.split()[0], why=f"fine-tuning did not improve on the {start_name}: {gain}")
         if refit_head and has_w:   # the final head: a probe on the final body's features of train + valid rows
             fit_rows = items[items['split'].isin(['train', 'valid'])]
             yfit = task_labels(fit_rows, task, target, label_col).astype(str).to_numpy()
             known = np.isin(yfit, classes)   # a class seen only in valid has no output of its own
-            head_from_probe(learn, fit_probe(learner_features(learn, fit_rows['path'][known]), yfit[known], seed=seed))
-            learn.recipe_log['refit_head'] = True
+            paths = fit_rows['path'][known]
+            X = fx(paths) if log['kept'] == 'probe' else learner_features(learn, paths)   # body untouched: the cached probe features
+            head_from_probe(learn, fit_probe(X, yfit[known], seed=seed))
+            log['refit_head'] = True
+    if verbose: print(f"artnb recipe: kept the {log['kept']} ({log['head']} head on {feats} features); {log['why']}")
     return learn
+
 
 # %% ../nbs/01b_recipes.ipynb #85401be9
 def oof_logits(learn, rows:pd.DataFrame, task:str='multiclass', target=None, label_col:str='label', seed:int=42, k:int=5) -> tuple:

@@ -1,4 +1,4 @@
-"""Running a saved model's `model.onnx` with onnxruntime: the session `Predictor` calls like its PyTorch model, opened only after `onnx.json` proves it was exported from the weights in the folder. `artnb.export` writes the file; this module only reads it, so `load_model(..., backend='onnx')` needs nothing above the inference core.
+"""Running a saved model's `model.onnx` with onnxruntime, without torch or fastai: `load_onnx` opens it (only after `onnx.json` proves it was exported from the weights in the folder) as an `OnnxPredictor`, which preprocesses, calibrates and decides exactly as the PyTorch `Predictor` does (`artnb.modelfile`). `artnb.export` writes the file; this module only reads it, so `pip install 'artnb[onnx]'` (numpy, Pillow, pandas, onnxruntime, huggingface_hub) is enough to run it.
 
 Docs: https://artnb.github.io/artnb/runtime.html.md"""
 
@@ -8,12 +8,15 @@ Docs: https://artnb.github.io/artnb/runtime.html.md"""
 from __future__ import annotations
 import hashlib, json
 from pathlib import Path
-import numpy as np, torch
+import numpy as np
 from .core import UsageError, BadImage, one_line, read_regular_file
+from .modelfile import ModelConfig, BasePredictor, read_config, normalize_batch
+from .hub import model_folder
 
 
 # %% auto #0
-__all__ = ['MAX_ONNX_BYTES', 'MAX_ONNX_JSON_BYTES', 'file_sha256', 'OnnxModel', 'check_onnx_graph', 'onnx_model']
+__all__ = ['MAX_ONNX_BYTES', 'MAX_ONNX_JSON_BYTES', 'file_sha256', 'OnnxModel', 'check_onnx_graph', 'onnx_model', 'OnnxPredictor',
+           'load_onnx']
 
 # %% ../nbs/01i_runtime.ipynb #f063f852
 MAX_ONNX_BYTES = 2**31 - 1   # protobuf's limit: a larger model.onnx cannot be a single-file export
@@ -37,9 +40,12 @@ class OnnxModel:
         self.file = Path(file)
         self.session = ort.InferenceSession(str(self.file) if data is None else data, so, providers=['CPUExecutionProvider'])
         self.input = self.session.get_inputs()[0].name
-    def __call__(self, x) -> torch.Tensor:
-        x = x.detach().to('cpu', torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input: x})[0])
+    def __call__(self, x):
+        "Logits for a normalised float batch: a numpy array for a numpy batch, a CPU tensor for a torch one (the PyTorch `Predictor`'s call)"
+        if hasattr(x, 'detach'):   # a torch tensor: torch is loaded already
+            import torch
+            return torch.from_numpy(self(x.detach().to('cpu', torch.float32).contiguous().numpy()))
+        return self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
     def to(self, *args, **kwargs): return self     # always on the CPU
     def eval(self): return self
     def parameters(self): return iter(())
@@ -88,3 +94,19 @@ def onnx_model(path, config) -> OnnxModel:
     check_onnx_graph(m, list(config.size), len(config.classes))
     return m
 
+
+# %% ../nbs/01i_runtime.ipynb #12b48b62
+class OnnxPredictor(BasePredictor):
+    "`Predictor`'s interface for a `model.onnx` on numpy and onnxruntime alone (CPU)"
+    device = 'cpu'
+    def __init__(self, model:OnnxModel, config:ModelConfig, threshold:float|None=None, threshold_kind:str|None=None, temperature:float|None=None):
+        super().__init__(config, threshold=threshold, threshold_kind=threshold_kind, temperature=temperature)
+        self.model = model
+    def normalize(self, xb) -> np.ndarray: return normalize_batch(xb, self.config)
+    def raw_logits(self, xb) -> np.ndarray: return np.asarray(self.model(self.normalize(xb)), dtype=np.float32)
+
+def load_onnx(path, threshold:float|None=None, revision:str='main') -> OnnxPredictor:
+    "The `OnnxPredictor` of model folder `path` (or Hub id 'owner/name' in the local Hub cache at `revision`): `config.json` through `read_config`, `model.onnx` through `onnx_model`'s checks; `threshold` overrides the stored one"
+    path = model_folder(path, revision)
+    cfg = ModelConfig.from_dict(read_config(path))
+    return OnnxPredictor(onnx_model(path, cfg), cfg, threshold=threshold)

@@ -12,11 +12,12 @@ import matplotlib.pyplot as plt
 from pathlib import Path
 from .core import UsageError, check_number, check_output, one_line, write_csv_atomic
 from .data import LAYOUTS, TASKS
-from .learner import ZOO
+from .backbones import ZOO
 from .inference import save_model, calibrate, card_metrics, Predictor
 from .evaluate import select_items, score_items, write_seen
 from .recipes import oof_logits
-from .analysis import save_metrics, save_fig, data_tag
+from .analysis import save_metrics, data_tag
+from .plots import save_fig
 from .experiment import experiment_data, run_recipe, flatten_metrics, plot_learning_curves, collapse_warning
 from .distributed import world_size, is_main_process, barrier, weights_digest, gather_object, setup_process
 

@@ -39,7 +39,7 @@ def extract(paths, size, flip=False):
     "{'pooled', 'flip', 'stages'} feature arrays for `paths` (Lite0, offline ImageNet weights, squish to `size`)"
     import torch
     from artnb.recipes import image_tensor
-    from artnb.learner import create_body_and_stats
+    from artnb.backbones import create_body_and_stats
     with warnings.catch_warnings():
         warnings.simplefilter('ignore'); body, stats = create_body_and_stats('tf_efficientnet_lite0', True)
     body.eval()

@@ -2,13 +2,16 @@
 
     python scripts/bench_small_data.py DATA_DIR [--folds 5] [--img-size 224] [--epochs 6] [--arch tf_efficientnet_lite0]
     python scripts/bench_small_data.py --make-hard /tmp/hard [--classes 12 --per-class 10]   # write the hard synthetic set
+    python scripts/bench_small_data.py DATA_DIR --target CLASS      # binary: CLASS vs the rest (few positives)
+    python scripts/bench_small_data.py ITEMS.csv --group-by group   # grouped folds (tiles of one painting stay together)
 
 Prints one table: mean ± sd (over folds) of accuracy, balanced accuracy and macro-F1, and fit seconds per fold,
 for each recipe:
   probe      logistic regression on frozen, flip-averaged pooled features (C by inner CV on the training rows)
   paper-s3   S3's fine-tuning: GAP head, plain Adam, discriminative LRs 1e-6 / 1e-5 / 1e-3 for every layer from the start
   fastai     fastai's default `fine_tune(epochs, base_lr=2e-3, freeze_epochs=1)` with fastai's own head
-  artnb      artnb.recipes.fit_artnb (probe-initialised head, gentle fine-tuning, best validation-loss weights kept)
+  artnb      artnb.recipes.fit_artnb (head on the probe's features, started at the probe's solution, gently fine-tuned;
+             the probe's solution is kept when fine-tuning does not beat it on validation: the last column says how often)
 
 `--make-hard` writes the hard synthetic setting the closing notes report: many classes, few images per class and high
 within-class variation (random crops, blending with another painter, colour shifts, grayscale, blur, JPEG), so a
@@ -56,6 +59,7 @@ def main(argv=None):
     ap.add_argument('--make-hard', metavar='DEST', help='write the hard synthetic set to DEST and exit')
     ap.add_argument('--classes', type=int, default=12); ap.add_argument('--per-class', type=int, default=10)
     ap.add_argument('--json', help='also write the table as JSON here')
+    ap.add_argument('--target', help='binary task: this class against all others (the folds are stratified by it)')
     ap.add_argument('--group-by', help="column whose values never straddle folds (a CSV's group column is used anyway)")
     a = ap.parse_args(argv)
     if a.make_hard:
@@ -67,22 +71,28 @@ def main(argv=None):
     from fastai.vision.all import BnFreeze
     from artnb.experiment import experiment_data, run_recipe, compare_runs
     from artnb.data import art_dls
-    from artnb.learner import art_learner, fit_discriminative, model_stats
+    from artnb.learner import art_learner, fit_discriminative
+    from artnb.backbones import model_stats
     from fastai.vision.all import vision_learner
     d = experiment_data(a.data, verbose=False, seed=a.seed, group_by=a.group_by)
     items = d.items
     kind = d.kind
-    print(f"[{kind} data] {len(items)} images, {items.label.nunique()} classes, {a.folds}-fold CV, {a.arch} at {a.img_size} px")
+    task = 'binary' if a.target else 'multiclass'
+    if a.target and a.target not in set(items.label): ap.error(f'--target {a.target!r} is not a class: {sorted(set(items.label))}')
+    what = (f"binary: {int((items.label == a.target).sum())} {a.target} vs {int((items.label != a.target).sum())} others" if a.target
+            else f"{items.label.nunique()} classes")
+    groups = f", {items['group'].nunique()} groups" if 'group' in items and items['group'].astype(str).str.len().gt(0).all() else ''
+    print(f"[{kind} data] {len(items)} images, {what}{groups}, {a.folds}-fold CV, {a.arch} at {a.img_size} px")
 
     def paper_s3(it):
-        dls = art_dls(it, size=a.img_size, resize='pad', aug='s3', bs=a.bs, seed=a.seed, normalize=model_stats(a.arch))
+        dls = art_dls(it, task=task, target=a.target, size=a.img_size, resize='pad', aug='s3', bs=a.bs, seed=a.seed, normalize=model_stats(a.arch))
         learn = art_learner(dls, a.arch, head='gap', pretrained=True, opt='adam', lr=1e-3)
         with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
             warnings.simplefilter('ignore'); fit_discriminative(learn, a.epochs, lrs=[1e-6, 1e-5, 1e-3])
         return learn
 
     def fastai_default(it):
-        dls = art_dls(it, size=a.img_size, aug='fastai', bs=a.bs, seed=a.seed, normalize=model_stats(a.arch))
+        dls = art_dls(it, task=task, target=a.target, size=a.img_size, aug='fastai', bs=a.bs, seed=a.seed, normalize=model_stats(a.arch))
         learn = art_learner(dls, a.arch, head='fastai', pretrained=True, opt='fastai-adam', lr=2e-3)
         with learn.no_bar(), learn.no_logging(), warnings.catch_warnings():
             warnings.simplefilter('ignore'); learn.fine_tune(a.epochs, base_lr=2e-3, freeze_epochs=1)
@@ -94,15 +104,16 @@ def main(argv=None):
         if name not in recipes: ap.error(f'unknown recipe {name!r}: use {list(recipes)}')
         t0 = time.perf_counter()
         runs[name] = run_recipe(items, recipes[name], name=name, arch=a.arch, pretrained=True, size=a.img_size,
-                                cv_folds=a.folds, seed=a.seed, n_boot=0, verbose=True,
+                                cv_folds=a.folds, seed=a.seed, n_boot=0, verbose=True, task=task, target=a.target,
                                 **(dict(epochs=a.epochs, bs=a.bs) if name == 'artnb' else {}))
         print(f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
     rows = []
     for k, r in runs.items():
         rows.append({'recipe': k, **{m: f"{r[m]:.3f} ± {r.sd(m):.3f}" for m in ('accuracy', 'balanced_accuracy', 'macro_f1')},
-                     'fit s/fold': round(r.fit_s / r.k, 1)})
+                     'fit s/fold': round(r.fit_s / r.k, 1),
+                     'kept probe': (f"{sum(x.info.get('recipe_log', {}).get('kept') == 'probe' for x in r.runs)}/{r.k}" if k == 'artnb' else '')})
     tab = pd.DataFrame(rows).set_index('recipe')
-    print(f"\n[{kind} data] {len(items)} images, {items.label.nunique()} classes; mean ± sd over {a.folds} folds")
+    print(f"\n[{kind} data] {len(items)} images, {what}{groups}; mean ± sd over {a.folds} folds")
     print(tab.to_string())
     if a.json: Path(a.json).write_text(json.dumps({k: r.summary() for k, r in runs.items()}, indent=1, default=float))
     return 0

@@ -151,7 +151,7 @@ def api_entries(src, module, seen):
 def md_cell(text): return {'cell_type': 'markdown', 'metadata': {}, 'source': text}
 
 
-def _slug(s): return re.sub(r'[^A-Za-z0-9._-]+', '_', s).strip('_.')   # as artnb.analysis.save_fig names files
+def _slug(s): return re.sub(r'[^A-Za-z0-9._-]+', '_', s).strip('_.')   # as artnb.plots.save_fig names files
 
 
 def _name_defaults(lib=ROOT / 'artnb'):

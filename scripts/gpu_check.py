@@ -40,11 +40,11 @@ N_REAL = {'03_monet': 20, '04_ai_vs_human': 60, '05_artists': 24, '06_backbones'
 def sizes(dry):
     "Every size the check uses (recorded in the JSON)"
     if dry: return dict(notebooks=dict(img_size=32, epochs=1, n_per_class=6, bs=16),
-                        train=dict(n_per_class=6, synth_size=40, img_size=32, epochs=1, bs=16),
+                        train=dict(n_painters=4, n_per_class=6, synth_size=40, img_size=32, epochs=1, bs=16),
                         throughput=dict(n_painters=4, n_per_class=6, synth_size=40, img_size=32, bs=8, warmup_batches=1,
                                         infer_batches=3))
     return dict(notebooks=dict(img_size=224, epochs=1, n_per_class=N_REAL, bs=32, synth_size=224),
-                train=dict(n_per_class=20, synth_size=224, img_size=224, epochs=1, bs=32),
+                train=dict(n_painters=None, n_per_class=20, synth_size=224, img_size=224, epochs=1, bs=32),
                 throughput=dict(n_painters=8, n_per_class=40, synth_size=224, img_size=224, bs=64, warmup_batches=2,
                                 infer_batches=50))
 
@@ -74,7 +74,7 @@ def environment(torch):
 # ---- 2. paper notebooks
 def offline_arch(arch):
     "ImageNet weights that need no network: the Lite packages (simple_cnn has none to fetch)"
-    from artnb.learner import arch_source
+    from artnb.backbones import arch_source
     return arch_source(arch) in ('lite', 'simple')
 
 def notebook_params(nb, declared, sz, dry, out):
@@ -121,9 +121,13 @@ def run_notebooks(sz, dry, out, t0, names=NOTEBOOKS):
 
 # ---- 3. artnb-train
 def run_train(sz, dev, out, tmp, t0):
+    from artnb.synth import PAINTERS
     from artnb.synth_data import make_dataset
     s = sz['train']
-    data = make_dataset('folder', tmp/'train_data', n_per_class=s['n_per_class'], size=s['synth_size'])
+    # the dry run needs a few painters (4 x 6 images: every step of artnb-train runs); the real check all of them
+    painters = list(PAINTERS[:s['n_painters']]) if s.get('n_painters') else None
+    data = make_dataset('folder', tmp/'train_data', n_per_class=s['n_per_class'], size=s['synth_size'],
+                        **({'painters': painters} if painters else {}))
     n = json.loads((data/'SYNTHETIC.json').read_text())['total']
     cmd = [str(Path(sys.executable).parent/'artnb-train'), str(data), str(out/'train_model'), '--img-size', str(s['img_size']),
            '--epochs', str(s['epochs']), '--bs', str(s['bs'])]

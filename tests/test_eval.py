@@ -13,7 +13,6 @@ from artnb.analysis import predictions, metrics_table, load_metrics
 from artnb.core import UsageError
 from artnb.data import scan, split_items, art_dls
 from artnb.validate import validate
-from artnb.synth_data import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -21,37 +20,39 @@ ENV = {**os.environ, 'PYTHONPATH': str(ROOT), 'HF_HUB_OFFLINE': '1', 'PYTHONIOEN
 P3 = ['Synth Mondrian', 'Synth Rothko', 'Synth Hokusai']
 
 
-def cli(*args, timeout=600):
+def start_cli(*args):
+    "A running `artnb-eval args` (several run at once: each spends most of its time importing torch)"
     exe = BIN/'artnb-eval'
     assert exe.exists(), f"{exe} missing: pip install -e . in the venv"
-    r = subprocess.run([str(exe)] + [str(a) for a in args], capture_output=True, text=True, env=ENV, timeout=timeout)
-    return r.returncode, r.stdout, r.stderr
+    return subprocess.Popen([str(exe)] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def finish(p, timeout=600):
+    "(exit status, stdout, stderr) of a process `start_cli` started"
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out, err
 
 
 @pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    "(dataset root with items.csv holding the split, items)"
-    root = make_dataset('folder', tmp_path_factory.mktemp('synth')/'folder', size=40, n_per_class=8, seed=0, painters=P3)
-    items = split_items(validate(scan(root), progress=False, verbose=False)[0], ratios=(0.6, 0.4), seed=0)
-    items.to_csv(root/'items.csv', index=False)
-    return root, items
+def data(synth):
+    "(dataset root, items with the split): the suite's shared tiny dataset (tests/conftest.py); its items.csv is `synth.csv`"
+    return synth.root, synth.items
 
 
 @pytest.fixture(scope='module')
-def trained(data, tmp_path_factory):
-    _, items = data
-    learn = art_learner(art_dls(items, size=32, bs=8), 'simple_cnn', head='gap', pretrained=False)
-    with learn.no_bar(), learn.no_logging(): learn.fit(2, 3e-3)
-    return learn, save_model(learn, tmp_path_factory.mktemp('model')/'m')
+def items_csv(synth): return synth.csv
 
 
 @pytest.fixture(scope='module')
-def binary(data, tmp_path_factory):
-    _, items = data
-    learn = art_learner(art_dls(items, task='binary', target='Synth Rothko', size=32, bs=8), 'simple_cnn', head='gap', pretrained=False)
-    with learn.no_bar(), learn.no_logging(): learn.fit(2, 3e-3)
-    cal = calibrate(learn)
-    return learn, cal, save_model(learn, tmp_path_factory.mktemp('bin')/'m')
+def trained(multi_model):
+    "(learner, model folder): the shared simple_cnn trained on the 3 painters (tests/conftest.py)"
+    return multi_model
+
+
+@pytest.fixture(scope='module')
+def binary(binary_model):
+    "(learner, calibration, model folder): the shared calibrated Synth Rothko-vs-other simple_cnn (tests/conftest.py)"
+    return binary_model
 
 
 # ---- calibration
@@ -220,10 +221,9 @@ def test_predict_csv_has_class_columns_and_threshold(binary, data, tmp_path):
 
 
 # ---- artnb-eval
-def test_evaluate_reproduces_predictions_accuracy(trained, data, tmp_path):
+def test_evaluate_reproduces_predictions_accuracy(trained, items_csv, tmp_path):
     learn, d = trained
-    root, items = data
-    r = evaluate_model(d, root/'items.csv', out=tmp_path/'e', split='valid', n_boot=100)
+    r = evaluate_model(d, items_csv, out=tmp_path/'e', split='valid', n_boot=100)
     ref = predictions(learn)
     assert r['n'] == len(ref) and r['accuracy'] == float(ref['correct'].mean())
     m = load_metrics(tmp_path/'e')
@@ -245,37 +245,40 @@ def test_evaluate_per_source_and_skipped(trained, data, tmp_path):
     assert (tmp_path/'e'/'per_source.csv').exists() and (tmp_path/'e'/'per_source.png').exists()
 
 
-def test_eval_cli_exit_codes(trained, data, tmp_path):
-    "Three real command runs (exit 0, 1 and 2: each starts torch, ~8 s); every other wrong argument in-process, where the same UsageError gives the exit status"
+def test_eval_cli_exit_codes(trained, data, items_csv, tmp_path):
+    "Three real command runs (exit 0, 1 and 2: each starts torch, ~8 s), started together; every other wrong argument in-process, where the same UsageError gives the exit status"
     _, d = trained
     root, items = data
-    rc, _, err = cli(d, root/'items.csv', '--out', tmp_path/'ok', '--split', 'valid', '--bs', '4')
-    assert rc == 0, err
-    assert (tmp_path/'ok'/'metrics.json').exists() and 'images evaluated' in err
-    rc, _, err = cli(d, root/'items.csv', '--split', 'dev')
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and err.startswith('artnb-eval: --split must be one of'), err
-    cases = [((d, root/'items.csv'), dict(bs=0), '--bs must be'), ((d, root/'items.csv'), dict(split='test'), "no 'test' rows"),
-             ((d, root/'items.csv'), dict(out=tmp_path/'no'/'x'), 'does not exist'), ((tmp_path, root/'items.csv'), {}, 'has no config.json'),
-             ((d, tmp_path/'missing'), {}, 'does not exist')]
-    for args, kw, msg in cases:
-        with pytest.raises(UsageError) as e: eval_main(*args, **{'out': tmp_path/'e0', **kw})
-        assert e.value.code == 2 and msg in str(e.value) and str(e.value).startswith('artnb-eval: '), (kw, str(e.value))
-        assert '\n' not in str(e.value)
     bad = tmp_path/'bad'
     for c in P3:
         (bad/c).mkdir(parents=True)
         for f in list(items[items.label == c].path)[:2]: shutil.copy(f, bad/c/Path(f).name)
     (bad/P3[1]/'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
-    rc, _, err = cli(d, bad, '--out', tmp_path/'e1')
+    runs = {'ok': start_cli(d, items_csv, '--out', tmp_path/'ok', '--split', 'valid', '--bs', '4'),
+            'usage': start_cli(d, items_csv, '--split', 'dev'),
+            'bad': start_cli(d, bad, '--out', tmp_path/'e1')}
+    res = {k: finish(p) for k, p in runs.items()}
+    rc, _, err = res['ok']
+    assert rc == 0, err
+    assert (tmp_path/'ok'/'metrics.json').exists() and 'images evaluated' in err
+    rc, _, err = res['usage']
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and err.startswith('artnb-eval: --split must be one of'), err
+    cases = [((d, items_csv), dict(bs=0), '--bs must be'), ((d, items_csv), dict(split='test'), "no 'test' rows"),
+             ((d, items_csv), dict(out=tmp_path/'no'/'x'), 'does not exist'), ((tmp_path, items_csv), {}, 'has no config.json'),
+             ((d, tmp_path/'missing'), {}, 'does not exist')]
+    for args, kw, msg in cases:
+        with pytest.raises(UsageError) as e: eval_main(*args, **{'out': tmp_path/'e0', **kw})
+        assert e.value.code == 2 and msg in str(e.value) and str(e.value).startswith('artnb-eval: '), (kw, str(e.value))
+        assert '\n' not in str(e.value)
+    rc, _, err = res['bad']
     assert rc == 1 and 'broken.png' in err, err
     m = load_metrics(tmp_path/'e1')
     assert [Path(u['file']).name for u in m['results']['unreadable']] == ['broken.png'] and m['results']['n'] == 6
 
 
-def test_eval_binary_threshold_and_robustness(binary, data, tmp_path):
+def test_eval_binary_threshold_and_robustness(binary, items_csv, tmp_path):
     _, cal, d = binary
-    root, items = data
-    r = evaluate_model(d, root/'items.csv', out=tmp_path/'e', split='valid', robustness=True, n_boot=50)
+    r = evaluate_model(d, items_csv, out=tmp_path/'e', split='valid', robustness=True, n_boot=50)
     pp = r['predictions']
     t = cal['threshold']   # a validation score: the image that set it may sit on it (float32 vs float64)
     assert all(l == ('Synth Rothko' if p >= t else 'other') or abs(p - t) < 1e-6 for l, p in zip(pp['pred'], pp['prob_Synth Rothko']))
@@ -308,3 +311,11 @@ def test_hub_id_and_revision_in_every_entry_point(trained, data, tmp_path, monke
     assert len(df) == 3 and (df['error'].fillna('') == '').all()
     with pytest.raises(UsageError, match='does not exist'): predict_files('artnb-test/toy', files, out=None, progress=False, revision='main')
     assert evaluate_model('artnb-test/toy', items, split='all', n_boot=10, revision=commit)['n'] == len(items)
+    from artnb.export import export_main   # artnb-export-onnx writes model.onnx into the snapshot; artnb-predict --backend onnx finds it there
+    assert export_main('artnb-test/toy', revision='v1') == 0 and (snap/'model.onnx').is_file()
+    onnx = predict_files('artnb-test/toy', files, out=None, progress=False, revision='v1', backend='onnx')
+    assert list(onnx.label) == list(df.label)
+    with pytest.raises(UsageError, match='does not exist'): export_main('artnb-test/toy', revision='main')
+    from artnb.demo_app import resolve_models   # artnb-demo --model-dir owner/name --revision v1
+    assert resolve_models('artnb-test/toy', revision='v1')[0] == [snap]
+    with pytest.raises(FileNotFoundError): resolve_models('artnb-test/toy', revision='main')

@@ -50,12 +50,9 @@ def dataset(d, n=3):
 
 
 @pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    "A saved (untrained) simple_cnn model folder: enough for every loading and prediction check"
-    d = dataset(tmp_path_factory.mktemp('train')/'ds', n=4)
-    items = split_items(validate(scan(d), verbose=False, progress=False)[0], ratios=(0.5, 0.5))
-    learn = art_learner(art_dls(items, size=32, bs=4), 'simple_cnn', head='gap', pretrained=False)
-    return save_model(learn, tmp_path_factory.mktemp('model')/'m')
+def model(binary_model):
+    "The suite's shared saved model folder (tests/conftest.py: a 2-class simple_cnn, calibrated): enough for every loading and prediction check; copied before any change"
+    return binary_model[2]
 
 
 def tamper(src, dst, text=None, **changes):
@@ -331,7 +328,7 @@ def test_atomic_csv_never_truncated(tmp_path):
 
 def test_every_reader_has_the_limits(tmp_path, model):
     from artnb.validate import _png_header_only
-    from artnb.core import ArtImage
+    from artnb.data import ArtImage
     bomb = tmp_path/'bomb.png'; bomb.write_bytes(_png_header_only(30000, 30000))
     t0 = time.time()
     for f in (inspect_image, load_rgb, ArtImage.create, load_model(model).preprocess, read_regular_file):
@@ -395,8 +392,9 @@ def r3(tmp_path, model):
 def no_model_load(monkeypatch):
     "Make loading a model an error: a refusal must come before it"
     def boom(*a, **k): raise AssertionError('the model was loaded before the outputs were checked')
-    import artnb.predict, artnb.evaluate, artnb.export
-    for mod in (artnb.predict, artnb.evaluate, artnb.export): monkeypatch.setattr(mod, 'load_model', boom)
+    import artnb.predict, artnb.evaluate, artnb.export, artnb.inference
+    for mod in (artnb.inference, artnb.evaluate, artnb.export): monkeypatch.setattr(mod, 'load_model', boom)
+    monkeypatch.setattr(artnb.predict, 'load_onnx', boom)   # artnb-predict's ONNX path; its torch path imports artnb.inference's
 
 
 def test_r3_outputs_never_replace_inputs(r3, monkeypatch):
@@ -581,13 +579,9 @@ def toy_graph(n_out=2, size=(32, 32), batch='batch'):
 
 
 @pytest.fixture(scope='module')
-def onnx_folder(model, tmp_path_factory):
-    "The module's model with its model.onnx + onnx.json, as artnb-export-onnx writes them"
-    pytest.importorskip('onnxruntime')
-    from artnb.export import export_onnx
-    d = tmp_path_factory.mktemp('onnx')/'m'; shutil.copytree(model, d)
-    export_onnx(d, n_check=2)
-    return d
+def onnx_folder(onnx_model):
+    "The module's model with its model.onnx + onnx.json, as artnb-export-onnx writes them (tests/conftest.py's shared export)"
+    return onnx_model
 
 
 def test_r3_rows6_7_broken_or_swapped_onnx(tmp_path, onnx_folder):
@@ -611,7 +605,8 @@ def test_r3_rows6_7_broken_or_swapped_onnx(tmp_path, onnx_folder):
         (folder('swapped', toy_graph(2), pin=False), 'its sha256 differs from the one onnx.json pins'),   # another network, onnx.json unchanged
         (folder('unpinned', (onnx_folder/'model.onnx').read_bytes(), pin=False, onnx_sha256=None), "does not pin model.onnx's own sha256"),
     ]
-    assert isinstance(load_model(folder('toy', toy_graph(2)), backend='onnx'), Predictor)   # a pinned graph of the right shape opens
+    from artnb.runtime import OnnxPredictor
+    assert isinstance(load_model(folder('toy', toy_graph(2)), backend='onnx'), OnnxPredictor)   # a pinned graph of the right shape opens
     for d, words in cases:
         before = digest(d)
         with pytest.raises(ValueError) as e: load_model(d, backend='onnx')
@@ -700,7 +695,7 @@ def test_r3_row15_cli_prints_names_escaped(tmp_path, model, capsys):
 
 def test_r3_row18_unknown_config_keys(tmp_path, model):
     "Row 18: unknown top-level or resize keys are refused (exactly what save_model writes is known)"
-    from artnb.inference import KNOWN_KEYS, RESIZE_KEYS
+    from artnb.modelfile import KNOWN_KEYS, RESIZE_KEYS
     cfg = json.loads((model/'config.json').read_text())
     assert set(cfg) <= KNOWN_KEYS and set(cfg['resize']) <= set(RESIZE_KEYS)
     picture(0).save(tmp_path/'x.jpg')
@@ -716,10 +711,9 @@ def test_r3_row18_unknown_config_keys(tmp_path, model):
         assert digest(m) == before
 
 
-def test_r3_row12_train_data_problems_one_line(tmp_path):
+def test_r3_row12_train_data_problems_one_line(tmp_path, synth):
     "Row 12: data that cannot make the model asked for (more folds than images, an unknown target, one class) -> one line, exit 1, no traceback"
-    from artnb.synth_data import make_dataset
-    d = make_dataset('folder', tmp_path/'d', n_per_class=6, size=32, seed=0, painters=['Synth Mondrian', 'Synth Rothko'])
+    d = synth.root   # the suite's shared tiny dataset: 8 images per class
     r = subprocess.run([str(BIN/'artnb-train'), str(d), str(tmp_path/'m'), '--arch', 'simple_cnn', '--no-pretrained', '--img-size', '32',
                         '--cv-folds', '50'], capture_output=True, text=True, timeout=300)
     err = [l for l in r.stderr.strip().splitlines() if l.strip()]

@@ -3,13 +3,12 @@ import json, os, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 
-from artnb.learner import (HEADS, art_learner, create_body_and_stats, SingleLogitBCE, hub_reachable,
-    OfflineWeightsError, schedule_table)
+from artnb.learner import HEADS, art_learner, SingleLogitBCE, schedule_table
+from artnb.backbones import create_body_and_stats, hub_reachable, OfflineWeightsError
 from artnb.inference import save_model, load_model, Predictor, NONE_LABEL
 from artnb.fusion import FusedBinary
 from artnb.data import scan, split_items, art_dls
 from artnb.validate import validate
-from artnb.synth_data import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -19,11 +18,9 @@ P3 = ['Synth Mondrian', 'Synth Rothko', 'Synth Hokusai']
 
 
 @pytest.fixture(scope='module')
-def items(tmp_path_factory):
-    root = make_dataset('folder', tmp_path_factory.mktemp('synth')/'folder', n_per_class=10, size=40, seed=0, painters=P3)
-    good, bad = validate(scan(root), progress=False, verbose=False)
-    assert len(bad) == 0
-    return split_items(good, ratios=(0.6, 0.4), seed=0)
+def items(synth):
+    "The suite's shared tiny dataset (tests/conftest.py): 3 painters x 8 validated images, split 60/40"
+    return synth.items
 
 
 @pytest.fixture(scope='module')

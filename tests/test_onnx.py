@@ -2,7 +2,6 @@
 import subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
-from artnb.synth_data import make_dataset
 from artnb.data import scan, split_items, art_dls
 from artnb.learner import art_learner
 from artnb.inference import save_model, load_model
@@ -16,9 +15,9 @@ P3 = ['Synth Mondrian', 'Synth Rothko', 'Synth Hokusai']
 
 
 @pytest.fixture(scope='module')
-def items(tmp_path_factory):
-    root = make_dataset('folder', tmp_path_factory.mktemp('onnx')/'paintings', n_per_class=4, size=48, seed=2, painters=P3)
-    return split_items(scan(root), (0.5, 0.5), seed=0)
+def items(synth):
+    "The suite's shared tiny dataset (tests/conftest.py)"
+    return synth.items
 
 
 def saved(items, tmp, arch, head, size, classes=P3, **kw):

@@ -1,6 +1,5 @@
 "A saved model predicts exactly what the training pipeline's validation set gives (`learn.get_preds`)"
 import numpy as np, pytest, torch
-from artnb.synth_data import make_dataset
 from artnb.data import scan, split_items, art_dls, RESIZE_METHODS
 from artnb.learner import art_learner
 from artnb.inference import save_model, load_model
@@ -9,10 +8,9 @@ P3 = ['Synth Mondrian', 'Synth Rothko', 'Synth Hokusai']
 
 
 @pytest.fixture(scope='module')
-def items(tmp_path_factory):
-    # non-square images, so that squish, pad and crop give different inputs
-    root = make_dataset('folder', tmp_path_factory.mktemp('parity')/'f', n_per_class=6, size=48, seed=3, painters=P3)
-    return split_items(scan(root), ratios=(0.5, 0.5), seed=0)
+def items(synth):
+    "The suite's shared tiny dataset (tests/conftest.py); the (40, 24) input size below is not square, so squish, pad and crop give different inputs"
+    return synth.items
 
 
 CASES = [dict(resize=r) for r in RESIZE_METHODS] + [dict(resize='pad', grayscale=True),

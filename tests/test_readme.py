@@ -124,12 +124,13 @@ def run(argv, cwd, timeout=300):
 
 def test_readme_scripts_help():
     "`--help` of every console script and `python -m` module the README names (no torch needed except for `-m artnb.train`)"
+    from concurrent.futures import ThreadPoolExecutor
     names = sorted({c[2] for c in ARTNB if c[1] == 'script'})
-    for n in names:
-        r, _ = run([BIN/n, '--help'], ROOT)
+    cmds = [[BIN/n, '--help'] for n in names] + [[sys.executable, '-m', m, '--help'] for m in MODULE_MAIN]
+    with ThreadPoolExecutor(2) as ex: res = list(ex.map(lambda c: run(c, ROOT)[0], cmds))   # two at a time: each is mostly Python starting
+    for n, r in zip(names, res):
         assert r.returncode == 0 and 'usage' in r.stdout, (n, r.stderr[-500:])
-    for m in MODULE_MAIN:
-        r, _ = run([sys.executable, '-m', m, '--help'], ROOT)
+    for m, r in zip(MODULE_MAIN, res[len(names):]):
         assert r.returncode == 0 and 'usage' in r.stdout and '--epochs' in r.stdout, (m, r.stderr[-500:])
 
 
@@ -145,10 +146,9 @@ def tiny_args(script, args, data, images):
     return out
 
 
-def test_readme_commands_run(tmp_path):
+def test_readme_commands_run(tmp_path, synth):
     "The README's artnb command lines, in order, for real in a fresh folder (see the module docstring for what is skipped and substituted)"
-    from artnb.synth_data import make_dataset
-    data = make_dataset('folder', tmp_path/'data', n_per_class=8, size=40, seed=0, painters=P3)
+    data = synth.root   # the suite's shared tiny dataset (tests/conftest.py): 3 painters x 8 images, 40 px
     images, work = data/'Synth Rothko', tmp_path/'work'
     work.mkdir()
     trained, ran, failures, helps = False, [], [], {}

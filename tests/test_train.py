@@ -2,21 +2,29 @@
 import json, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
-from artnb.synth_data import make_dataset
 from artnb.inference import load_model
 
 BIN = Path(sys.executable).parent
 
 
-def run(*args):
-    r = subprocess.run([str(BIN/args[0])] + [str(a) for a in args[1:]], capture_output=True, text=True, timeout=600)
-    return r.returncode, r.stdout, r.stderr
+def start(*args):
+    "The console script args[0] started with the other args"
+    return subprocess.Popen([str(BIN/args[0])] + [str(a) for a in args[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(p, timeout=600):
+    "(exit status, stdout, stderr) of a process `start` started"
+    out, err = p.communicate(timeout=timeout)
+    return p.returncode, out, err
+
+
+def run(*args): return finish(start(*args))
 
 
 @pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    return make_dataset('folder', tmp_path_factory.mktemp('train')/'paintings', n_per_class=8, size=40, seed=1,
-                        painters=['Synth Mondrian', 'Synth Rothko', 'Synth Hokusai'])
+def data(synth):
+    "The suite's shared tiny dataset folder (tests/conftest.py): 3 painters x 8 images"
+    return synth.root
 
 
 def test_train_then_predict_and_eval(data, tmp_path):
@@ -29,8 +37,11 @@ def test_train_then_predict_and_eval(data, tmp_path):
     pred = load_model(m)
     assert pred.config.classes == ['Synth Hokusai', 'Synth Mondrian', 'Synth Rothko'] and pred.config.data_kind == 'synthetic'
     mj = json.loads((m/'metrics.json').read_text())
+    # artnb-eval and artnb-predict read the model only: both commands start together (each spends most of its time importing torch)
+    ev = start('artnb-eval', m, m/'items.csv', '--out', tmp_path/'eval', '--split', 'test')
+    pr = start('artnb-predict', m, data, '--out', tmp_path/'p.csv')
     # artnb-eval on the same test split reproduces the accuracy artnb-train reported
-    rc, _, err = run('artnb-eval', m, m/'items.csv', '--out', tmp_path/'eval', '--split', 'test')
+    rc, _, err = finish(ev)
     assert rc == 0, err[-2000:]
     ej = json.loads((tmp_path/'eval'/'metrics.json').read_text())
     assert ej['results']['n'] == mj['results']['n_test']
@@ -44,7 +55,7 @@ def test_train_then_predict_and_eval(data, tmp_path):
     r = evaluate_model(m, data, split='all', n_boot=20)
     assert (r['n_seen_left_out'], r['n']) == (seen, 24 - seen)
     assert evaluate_model(m, data, split='all', n_boot=20, include_seen=True)['n'] == 24
-    rc, _, err = run('artnb-predict', m, data, '--out', tmp_path/'p.csv')
+    rc, _, err = finish(pr)
     assert rc == 0, err[-2000:]
     assert len(pd.read_csv(tmp_path/'p.csv')) == 24
 

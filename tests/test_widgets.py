@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np, pytest, torch
 from PIL import Image
 
-from artnb.synth_data import make_dataset, write_bad_files
+from artnb.synth_data import write_bad_files
 from artnb.data import scan, split_items, art_dls
 from artnb.learner import art_learner
 from artnb.inference import save_model
@@ -14,23 +14,19 @@ from artnb.core import load_rgb
 from artnb.widgets import read_upload
 from artnb.demo_app import DemoApp, app_from_env, app_env, open_model, model_folder, card_title
 
-PAINTERS = ["Synth Mondrian", "Synth Rothko", "Synth Hokusai", "Synth Monet"]
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    "Two tiny saved models (4 synthetic painters; the first saved as of unknown origin, the second with the kind art_dls recorded) and test paintings."
+def setup(tmp_path_factory, synth):
+    "Two tiny saved resnet18s on the suite's shared dataset (tests/conftest.py: 3 synthetic painters; the first saved as of unknown origin, the second with the kind art_dls recorded) and test paintings."
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("widgets")
-    root = make_dataset("folder", tmp / "paintings", n_per_class=4, size=64, seed=0, painters=PAINTERS)
-    items = split_items(scan(root), ratios=(0.5, 0.5), seed=0)
+    items = synth.items
     learn = art_learner(art_dls(items, size=64, bs=8), "resnet18", pretrained=False)
     a = save_model(learn, tmp / "models" / "a", data_kind="unknown")
     with learn.no_bar(), learn.no_logging(): learn.fit(1, 1e-3)           # b: other weights, so other answers
     b = save_model(learn, tmp / "models" / "b")
     assert json.loads((b / "config.json").read_text())["data_kind"] == "synthetic"   # recorded from the items' synthetic flag
     valid = items[items.split == "valid"].drop_duplicates("label")
-    return dict(tmp=tmp, a=a, b=b, paintings=[Path(p) for p in valid.path], classes=sorted(PAINTERS))
+    return dict(tmp=tmp, a=a, b=b, paintings=[Path(p) for p in valid.path], classes=synth.classes)
 
 
 def png_claiming(w, h):
@@ -156,19 +152,13 @@ def odd_images():
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    "Untrained simple_cnn models (4 painters; Synth Rothko vs other) saved with save_model, and the odd images written as files."
-    torch.set_num_threads(1)
+def tiny(multi_model, binary_model, tmp_path_factory):
+    "The suite's shared saved models (tests/conftest.py: simple_cnns on 3 synthetic painters; Synth Rothko vs other), and the odd images written as files."
     tmp = tmp_path_factory.mktemp("parity")
-    items = split_items(scan(make_dataset("folder", tmp / "paintings", n_per_class=3, size=48, seed=1, painters=PAINTERS)),
-                        ratios=(0.5, 0.5), seed=0)
-    multi = save_model(art_learner(art_dls(items, size=32, bs=8), "simple_cnn", pretrained=False), tmp / "models" / "multi")
-    binary = save_model(art_learner(art_dls(items, task="binary", target="Synth Rothko", size=32, bs=8), "simple_cnn",
-                                    pretrained=False), tmp / "models" / "binary")
     files = {}
     for name, data in odd_images().items():
         (tmp / name).write_bytes(data); files[name] = tmp / name
-    return dict(tmp=tmp, multi=multi, binary=binary, files=files)
+    return dict(tmp=tmp, multi=multi_model[1], binary=binary_model[2], files=files)
 
 
 def store_rule(folder, threshold, kind):
