@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy, os, warnings
 from pathlib import Path  # noqa: F401 (examples)
 import numpy as np, pandas as pd, torch
-from fastai.vision.all import Callback, CrossEntropyLossFlat, PILImage, Resize, PadMode, default_device, set_seed
+from fastai.vision.all import Callback, TrackerCallback, CrossEntropyLossFlat, default_device, set_seed
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, StratifiedGroupKFold
@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 from .core import load_rgb
+from .modelfile import resize_for_model
 from .data import RESIZE_METHODS, art_dls, task_labels
 from .learner import stat_stages, channel_stats, StageStatsHead, art_learner, set_stage, quiet
 from .backbones import create_body_and_stats, default_size, arch_source, model_stats
@@ -34,8 +35,8 @@ __all__ = ['FEATURE_KINDS', 'PROBE_KINDS', 'PROBE_GRID', 'HEAD_FOR_FEATURES', 'A
 def image_tensor(path, size, resize:str='squish', stats=((0.5,)*3, (0.5,)*3)) -> torch.Tensor:
     "(3, h, w) float tensor of the image at `path` (`size`: int or (h, w)), transformed as `art_dls`' validation pipeline does"
     if resize not in RESIZE_METHODS: raise ValueError(f"resize must be one of {list(RESIZE_METHODS)}, got {resize!r}")
-    sz = int(size) if np.ndim(size) == 0 else tuple(int(v) for v in size)
-    im = Resize(sz, method=RESIZE_METHODS[resize], pad_mode=PadMode.Zeros)(PILImage(load_rgb(path)), split_idx=1)
+    sz = (int(size),) * 2 if np.ndim(size) == 0 else tuple(int(v) for v in size)
+    im = resize_for_model(load_rgb(path), sz, dict(method=resize, pad_mode='zeros'))   # the one inference resize (= fastai's validation Resize)
     t = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.).permute(2, 0, 1)
     mean, std = (torch.tensor(s, dtype=torch.float32)[:, None, None] for s in stats)
     return (t - mean) / std
@@ -206,27 +207,27 @@ def kfold_splits(items:pd.DataFrame, k:int=5, seed:int=42, valid_frac:float=0.15
 # %% ../nbs/01b_recipes.ipynb #2664f9a1
 class BnEval(Callback):
     "Keep every batch-norm layer in eval mode while training (running statistics frozen; affine weights still train)"
+    # not fastai's BnFreeze: that one keeps only the batch norms of *frozen* layers in eval mode; fine-tuning on a few dozen
+    # paintings must not move the running statistics of the layers it trains either
     order = 2
     def before_train(self):
         for m in self.learn.model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm): m.eval()
 
-class BestWeights(Callback):
-    "Track `monitor` (lower is better) from the state before the fit on; restore the best weights at the end"
-    order, run_valid = 70, False
-    def __init__(self, monitor:str='valid_loss', initial:float|None=None): self.monitor, self.initial = monitor, initial
+class BestWeights(TrackerCallback):
+    "fastai's `TrackerCallback` on `monitor`, started from the score of the weights before the fit (`initial`): keeps the best weights in memory (no file, unlike `SaveModelCallback`) and restores them at the end"
+    order = TrackerCallback.order + 1
+    def __init__(self, monitor:str='valid_loss', initial:float|None=None): super().__init__(monitor=monitor); self.initial = initial
     def before_fit(self):
-        self.best = float('inf') if self.initial is None else float(self.initial)
-        self.best_state = copy.deepcopy(self._module().state_dict()) if self.initial is not None else None
-        self.best_epoch = -1 if self.initial is not None else None
+        super().before_fit()
+        self.best_epoch, self.best_state = None, None
+        if self.initial is not None: self.best, self.best_epoch, self.best_state = float(self.initial), -1, self._state()
     def after_epoch(self):
-        names = self.recorder.metric_names[1:-1]
-        v = float(self.recorder.values[-1][list(names).index(self.monitor)])
-        if v < self.best:
-            self.best, self.best_epoch = v, self.epoch
-            self.best_state = copy.deepcopy(self._module().state_dict())
+        super().after_epoch()
+        if self.new_best: self.best_epoch, self.best_state = self.epoch, self._state()
     def after_fit(self):
         if self.best_state is not None: self._module().load_state_dict(self.best_state)
+    def _state(self): return copy.deepcopy(self._module().state_dict())
     def _module(self): return getattr(self.learn.model, 'module', self.learn.model)   # unwrapped under data-parallel fit
 
 def inverse_frequency_weights(labels, classes) -> torch.Tensor:
