@@ -134,21 +134,24 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
     return _rows(items, P, _target_idx(targs, n), vocab)
 
 def _predictor_rows(learn, items, vocab, with_labels=True, bs=None) -> pd.DataFrame:
-    "`predictions` of an `art_learner` on an items DataFrame or a list of images, through `Predictor.from_learner`; targets by `model_labels` (the task the DataLoaders recorded)"
+    "`predictions` of an `art_learner` on an items DataFrame or a list of images, through `Predictor.from_learner`; targets by `model_labels` (the task the DataLoaders recorded); rows labelled with a class the model never saw are dropped with a warning, as `items_dl` does"
     pred = Predictor.from_learner(learn)
-    if isinstance(items, pd.DataFrame): df, xs = items.reset_index(drop=True), list(items['path'])
+    if isinstance(items, pd.DataFrame): df = items.reset_index(drop=True)
     else:
-        xs = [o if isinstance(o, (str, Path, Image.Image)) else to_pil(o) for o in items]
+        items = [o if isinstance(o, (str, Path, Image.Image)) else to_pil(o) for o in items]
         df = pd.DataFrame({'path': [str(o) if isinstance(o, (str, Path)) else f'<image {i}>' for i, o in enumerate(items)]})
-    P = pred.predict(xs, bs=bs or 64).probs
     y, col = None, pred.config.data.label_col or 'label'
     if with_labels and col in df:
-        try:
-            lab = list(model_labels(pred.config, df))
-            unknown = sorted(set(map(str, lab)) - set(vocab))
-            if unknown: raise ValueError(f"labels the model has no class for: {unknown[:5]}")
-            y = np.array([vocab.index(str(v)) for v in lab])
+        try: lab = model_labels(pred.config, df).astype(str).reset_index(drop=True)
         except ValueError as e: warnings.warn(f'labels could not be read from the items ({e}); predicting without targets')
+        else:
+            unseen = ~lab.isin(vocab)
+            if unseen.any():
+                warnings.warn(f"{int(unseen.sum())} item(s) have labels the model never saw ({sorted(lab[unseen].unique())[:5]}): dropped")
+                df, lab = df[~unseen].reset_index(drop=True), lab[~unseen].reset_index(drop=True)
+            y = np.array([vocab.index(v) for v in lab])
+    xs = list(df['path']) if isinstance(items, pd.DataFrame) else items
+    P = pred.predict(xs, bs=bs or 64).probs
     return _rows(df, P, y, vocab)
 
 def _rows(items, P, y, vocab) -> pd.DataFrame:

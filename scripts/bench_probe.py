@@ -128,6 +128,7 @@ def make_setting(name, work, seed):
                     out = d/f.parent.name/f'{f.stem}_t{i}.jpg'; out.parent.mkdir(parents=True, exist_ok=True)
                     im.crop((x, yy, x + t, yy + t)).save(out, quality=90); rows.append(dict(path=str(out), label=f.parent.name, group=f.stem))
             pd.DataFrame(rows).to_csv(d/'items.csv', index=False)
+            (d/'SYNTHETIC.json').write_text(json.dumps(dict(generator='scripts/bench_probe.py tiles', source=str(src))))   # scan: synthetic data
         it = pd.read_csv(d/'items.csv'); return it, it['label'].to_numpy(), it['group'].to_numpy()
     raise SystemExit(f"unknown setting {name}")
 

@@ -15,6 +15,10 @@ the dataset and the saved model folders are checked to be unchanged, so a test t
 import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One BLAS / torch thread, here and in every process a test starts (CLIs, notebook kernels): the suite's models are tiny,
+# and on a 2-core machine that also runs anything else two threads each made them up to 10x slower (measured: one S0 fit
+# in 03_monet 10-19 s with 2 threads, 0.9 s with 1). Set before torch is imported; an explicit setting wins.
+for _k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"): os.environ.setdefault(_k, "1")
 import hashlib, shutil, sys
 from pathlib import Path
 import pytest

@@ -30,10 +30,6 @@ SHRINK = {"03_monet": lambda p: dict(fusion_epochs=1, n_boot=100, fusion_max_art
                                      painters=["Synth Monet", "Synth Van Gogh", "Synth Seurat"]),
           "05_artists": lambda p: dict(dense_grid=p["dense_grid"][:2], train_sizes=[32, 40], vote_sizes=[32, 40], n_boot=100)}
 
-# S0's ResNet-101 (170 MB of weights, saved at every better epoch by several fits) made 03's paper run the slowest test;
-# the tiny run trains its smaller sibling instead (same family, same head and recipe), after building the paper's one.
-SMALLER_ARCH = {"03_monet": "resnet18"}
-
 def present(names): return [n for n in names if (NBS / f"{n}.ipynb").exists()]
 
 def _numbers(d, key=""):
@@ -232,10 +228,6 @@ def test_paper_params_on_real_photos(nb, tmp_path, photo_folder):
     assert "data_path" not in params, "a paper yaml must not fix data_path"
     params.update(TINY, pretrained=False, data_path=str(photo_folder))
     if nb in SHRINK: params.update(SHRINK[nb](params))
-    if nb in SMALLER_ARCH:   # the paper's network is still built (random weights): the yaml's arch must exist offline
-        from artnb.learner import create_body_and_stats
-        create_body_and_stats(params["arch"], pretrained=False)
-        params["arch"] = SMALLER_ARCH[nb]
     if nb == "06_backbones": params["save_model_dir"] = str(tmp_path / "model")
     out = tmp_path / "out"
     run(nb, out, tmp_path, **params)
