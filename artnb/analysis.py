@@ -107,9 +107,8 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
     elif isinstance(dl_or_items, pd.DataFrame):
         items = dl_or_items.reset_index(drop=True)
         kw = dict(num_workers=0, **({} if bs is None else dict(bs=bs)))
-        def _mk(wl):
-            if getattr(learn.dls, 'art', None) is not None:   # made by artnb.data.art_dls: it knows the task's targets
-                return items_dl(learn.dls, items, split=None, with_labels=wl, **kw)
+        def _mk(wl):   # DataLoaders made by artnb.data.art_dls know the task's targets
+            if getattr(learn.dls, 'art', None) is not None: return items_dl(learn.dls, items, split=None, with_labels=wl, **kw)
             return learn.dls.test_dl(items, with_labels=wl, **kw)
         try: dl = _mk(with_labels)
         except Exception as e:
@@ -119,8 +118,7 @@ def predictions(learn, dl_or_items=None, with_labels: bool = True, bs: int | Non
         if isinstance(getattr(dl, 'items', None), pd.DataFrame): items = None   # the dl's own rows (some may be dropped)
     elif isinstance(dl_or_items, (list, tuple)):
         dl = image_dl(learn, dl_or_items, bs=bs or 64)
-        items = pd.DataFrame({'path': [str(o) if isinstance(o, (str, Path)) else f'<image {i}>'
-                                       for i, o in enumerate(dl_or_items)]})
+        items = _image_names(dl_or_items)
     else: dl = dl_or_items
     probs, targs = _get_preds(learn, dl)
     P = prob_matrix(probs, len(vocab)); n = len(P)
@@ -139,7 +137,7 @@ def _predictor_rows(learn, items, vocab, with_labels=True, bs=None) -> pd.DataFr
     if isinstance(items, pd.DataFrame): df = items.reset_index(drop=True)
     else:
         items = [o if isinstance(o, (str, Path, Image.Image)) else to_pil(o) for o in items]
-        df = pd.DataFrame({'path': [str(o) if isinstance(o, (str, Path)) else f'<image {i}>' for i, o in enumerate(items)]})
+        df = _image_names(items)
     y, col = None, pred.config.data.label_col or 'label'
     if with_labels and col in df:
         try: lab = model_labels(pred.config, df).astype(str).reset_index(drop=True)
@@ -153,6 +151,8 @@ def _predictor_rows(learn, items, vocab, with_labels=True, bs=None) -> pd.DataFr
     xs = list(df['path']) if isinstance(items, pd.DataFrame) else items
     P = pred.predict(xs, bs=bs or 64).probs
     return _rows(df, P, y, vocab)
+
+def _image_names(images) -> pd.DataFrame: return pd.DataFrame({'path': [str(o) if isinstance(o, (str, Path)) else f'<image {i}>' for i, o in enumerate(images)]})
 
 def _rows(items, P, y, vocab) -> pd.DataFrame:
     "The `predictions` table: `items`' columns + target, pred, p_max, correct, prob_<class>"

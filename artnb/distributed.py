@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib, os
 import torch
 from fastai.distributed import DistributedDL, DistributedTrainer, rank_distrib, num_distrib
+from accelerate import DistributedDataParallelKwargs
 from fastai.callback.progress import ProgressCallback
 
 # %% auto #0
@@ -68,6 +69,9 @@ class DataParallel(DistributedTrainer):
     "Data-parallel `fit` for any artnb learner; outside `fit` every process computes the same full result"
     def __init__(self, sync_bn:bool=False, **kwargs):
         kwargs.setdefault('cpu', not torch.cuda.is_available())   # CPU processes: accelerate's gloo backend
+        # a head on stage statistics (artnb.learner.StageStatsHead) leaves the body's last layers out of the loss: DDP must
+        # not wait for their gradients (a small per-step cost for the other heads)
+        kwargs.setdefault('kwargs_handlers', [DistributedDataParallelKwargs(find_unused_parameters=True)])
         super().__init__(sync_bn=sync_bn, **kwargs)
         self.in_fit = False
     def before_fit(self):
