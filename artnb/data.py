@@ -6,24 +6,19 @@ Docs: https://artnb.github.io/artnb/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #d33cc8dc
 from __future__ import annotations
-import os, re, csv, json, math, random, hashlib, warnings, unicodedata, difflib
+import os, re, csv, json, hashlib, warnings, unicodedata, difflib
 from pathlib import Path
-from dataclasses import dataclass, field, asdict
-from functools import partial
 import numpy as np, pandas as pd
-import torch, torch.nn.functional as F
-from fastcore.basics import store_attr
 with warnings.catch_warnings():   # keep the command-line tools' stderr to their own messages
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)
-    from fastai.torch_core import TensorImage, set_seed
+    from fastai.torch_core import set_seed
     from fastai.data.block import DataBlock, CategoryBlock
     from fastai.data.transforms import ColReader, ColSplitter, Normalize
     from fastai.vision.core import imagenet_stats, PILImage
     from fastai.vision.data import ImageBlock
-    from fastai.vision.augment import (Resize, ResizeMethod, PadMode, Transform, RandTransform, AffineCoordTfm,
-        RandomResizedCropGPU, Flip, Rotate, Zoom, aug_transforms, setup_aug_tfms, affine_mat, rgb2hsv, hsv2rgb)
+    from fastai.vision.augment import Resize, ResizeMethod, PadMode
 from .core import load_rgb, IMAGE_EXTS
-from .augment import aug_tfms, NoiseBlur, ToGrayscale, AUG_PRESETS
+from .augment import aug_tfms, NoiseBlur, ToGrayscale
 from .modelfile import DataConfig, S1_NOISE
 
 # %% auto #0

@@ -20,7 +20,7 @@ from .data import task_labels
 from .learner import HEADS, head_kwargs, build_model
 from .backbones import arch_source, create_body_and_stats, body_features
 from .modelfile import (ModelConfig, FORMAT, FORMAT_VERSION, check_config, read_config, model_input, normalize_batch,
-    BasePredictor, Prediction, as_list, _is_int, _check_metrics, _reject_constant)
+    BasePredictor, is_int, check_metrics, reject_constant)
 from .calibration import NONE_LABEL, fit_decision_rule, positive_index
 from .card import model_card
 from .hub import model_folder
@@ -84,15 +84,15 @@ def safetensors_header(file, max_header:int=2**24) -> dict:
         n = int.from_bytes(head, 'little') if len(head) == 8 else -1
         if not 2 <= n <= min(max_header, st.st_size - 8): raise ValueError(f"{file.name} is not a safetensors file (bad header length)")
         raw = f.read(n)
-    try: hdr = json.loads(raw.decode('utf-8'), parse_constant=_reject_constant)
+    try: hdr = json.loads(raw.decode('utf-8'), parse_constant=reject_constant)
     except (RecursionError, ValueError) as e: raise ValueError(f"{file.name} has an unreadable header ({one_line(e)[:100]})") from None
     if not isinstance(hdr, dict): raise ValueError(f"{file.name} has an unreadable header (not an object)")
     data_len, res = st.st_size - 8 - n, {}
     for k, v in hdr.items():
         if k == '__metadata__': continue
         ok = isinstance(v, dict) and v.get('dtype') in _ST_DTYPES and isinstance(v.get('shape'), list) and len(v['shape']) <= 8 \
-             and all(_is_int(a) and a >= 0 for a in v['shape']) and isinstance(v.get('data_offsets'), list) and len(v['data_offsets']) == 2 \
-             and all(_is_int(a) for a in v['data_offsets'])
+             and all(is_int(a) and a >= 0 for a in v['shape']) and isinstance(v.get('data_offsets'), list) and len(v['data_offsets']) == 2 \
+             and all(is_int(a) for a in v['data_offsets'])
         if ok:
             b, e = v['data_offsets']
             ok = 0 <= b <= e <= data_len and e - b == math.prod(v['shape']) * _ST_DTYPES[v['dtype']]
@@ -197,7 +197,7 @@ def card_metrics(m, split:str|None=None, cv:dict|None=None) -> dict:
         cv = dict(cv)
         if 'metrics' in cv: cv = dict(folds=cv.get('cv_folds'), n=cv.get('n'), values={str(k): dict(mean=v.get('mean'), sd=v.get('sd')) for k, v in cv['metrics'].items()})
         m['cv'] = cv
-    return _check_metrics(to_jsonable(m) if m else {})
+    return check_metrics(to_jsonable(m) if m else {})
 
 
 # %% ../nbs/01a_inference.ipynb #30510164

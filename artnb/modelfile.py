@@ -19,8 +19,9 @@ from .calibration import THRESHOLD_KINDS, decide, positive_index, softmax
 # %% auto #0
 __all__ = ['IMAGENET_STATS', 'S1_NOISE', 'FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'KNOWN_KEYS', 'RESIZE_KEYS',
            'CONFIG_RESIZE_METHODS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES', 'MAX_INPUT_SIDE', 'TEMPERATURE_RANGE', 'GRAY',
-           'Prediction', 'DataConfig', 'ModelConfig', 'check_config', 'read_config', 'resize_for_model', 'model_input',
-           'blur_batch', 'normalize_batch', 'as_list', 'BasePredictor']
+           'Prediction', 'DataConfig', 'ModelConfig', 'is_int', 'check_config', 'check_metrics', 'reject_constant',
+           'read_config', 'resize_for_model', 'model_input', 'blur_batch', 'normalize_batch', 'as_list',
+           'BasePredictor']
 
 # %% ../nbs/00f_modelfile.ipynb #8db77f54
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])   # fastai's imagenet_stats
@@ -109,10 +110,10 @@ MAX_CLASSES = 10_000
 MAX_INPUT_SIDE = 2048
 TEMPERATURE_RANGE = (1e-3, 1e3)
 
-def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
+def is_int(v): return isinstance(v, int) and not isinstance(v, bool)
 def _is_num(v): return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 def _prob(v): return _is_num(v) and 0 <= v < 1
-def _ints(v, lo, hi, n): return isinstance(v, (list, tuple)) and 1 <= len(v) <= n and all(_is_int(a) and lo <= a <= hi for a in v)
+def _ints(v, lo, hi, n): return isinstance(v, (list, tuple)) and 1 <= len(v) <= n and all(is_int(a) and lo <= a <= hi for a in v)
 
 _HEAD_KW = {   # (check, what it must be) for every head keyword
     'p': (_prob, 'a number in [0, 1)'),
@@ -130,7 +131,7 @@ def check_config(cfg:dict, buildable=None) -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in cfg]
     if missing: raise ValueError(f"config.json lacks required keys {missing}; re-export the model with save_model")
     if cfg['format'] != FORMAT: raise ValueError(f"config.json is not an {FORMAT} config (format={str(cfg['format'])[:50]!r})")
-    if not _is_int(cfg['format_version']) or cfg['format_version'] != FORMAT_VERSION:
+    if not is_int(cfg['format_version']) or cfg['format_version'] != FORMAT_VERSION:
         raise ValueError(f"Unknown format_version {str(cfg['format_version'])[:50]!r}: this artnb ({artnb.__version__}) reads "
                          f"version {FORMAT_VERSION}; upgrade artnb or re-export the model")
     unknown = sorted(str(k)[:40] for k in set(cfg) - KNOWN_KEYS)
@@ -138,7 +139,7 @@ def check_config(cfg:dict, buildable=None) -> dict:
     for k in ('artnb_version', 'torch_version', 'opt'):
         if k in cfg and not (isinstance(cfg[k], str) and len(cfg[k]) <= 100): raise ValueError(f"config.json {k} must be a short string")
     if not isinstance(cfg.get('pretrained', False), bool): raise ValueError("config.json pretrained must be true or false")
-    if 'n_groups' in cfg and not (_is_int(cfg['n_groups']) and 1 <= cfg['n_groups'] <= 100): raise ValueError("config.json n_groups must be an integer in 1..100")
+    if 'n_groups' in cfg and not (is_int(cfg['n_groups']) and 1 <= cfg['n_groups'] <= 100): raise ValueError("config.json n_groups must be an integer in 1..100")
     for k in ('arch', 'head'):
         if not isinstance(cfg[k], str) or not cfg[k] or len(cfg[k]) > 100: raise ValueError(f"config.json {k} must be a name (a short string)")
     if not isinstance(cfg['head_kw'], dict): raise ValueError("config.json head_kw must be an object")
@@ -152,20 +153,20 @@ def check_config(cfg:dict, buildable=None) -> dict:
     if not (isinstance(cl, list) and 2 <= len(cl) <= MAX_CLASSES and all(isinstance(c, str) and 0 < len(c) <= 200 for c in cl)):
         raise ValueError(f"config.json classes must be a list of 2..{MAX_CLASSES} class names (non-empty strings)")
     if len(set(cl)) != len(cl): raise ValueError("config.json classes has duplicate names")
-    if 'n_out' in cfg and (not _is_int(cfg['n_out']) or cfg['n_out'] != len(cl)):
+    if 'n_out' in cfg and (not is_int(cfg['n_out']) or cfg['n_out'] != len(cl)):
         raise ValueError(f"config.json n_out={str(cfg['n_out'])[:20]} but {len(cl)} classes")
     for k in ('single_logit', 'binary'):
         if k in cfg and not isinstance(cfg[k], bool): raise ValueError(f"config.json {k} must be true or false")
     if cfg['single_logit'] and len(cl) != 2: raise ValueError("single_logit models have exactly 2 classes")
     pi = cfg.get('pos_index')
-    if pi is not None and not (_is_int(pi) and 0 <= pi < len(cl)): raise ValueError("config.json pos_index must be null or a class index")
+    if pi is not None and not (is_int(pi) and 0 <= pi < len(cl)): raise ValueError("config.json pos_index must be null or a class index")
     for k in ('mean', 'std'):
         v = cfg[k]
         if not (isinstance(v, list) and len(v) == 3 and all(map(_is_num, v))) or not all(-1e3 < a < 1e3 for a in v) \
            or (k == 'std' and min(v) < 1e-6):
             raise ValueError(f"config.json {k} must be 3 finite numbers{' > 0' if k == 'std' else ''}, got {str(v)[:60]}")
     sz = cfg['size']
-    if not (isinstance(sz, list) and len(sz) == 2 and all(_is_int(a) and 8 <= a <= MAX_INPUT_SIDE for a in sz)):
+    if not (isinstance(sz, list) and len(sz) == 2 and all(is_int(a) and 8 <= a <= MAX_INPUT_SIDE for a in sz)):
         raise ValueError(f"config.json size must be [height, width] (integers, 8..{MAX_INPUT_SIDE})")
     r = cfg['resize']
     if not isinstance(r, dict) or r.get('method') not in CONFIG_RESIZE_METHODS:
@@ -189,16 +190,16 @@ def check_config(cfg:dict, buildable=None) -> dict:
     if kind is not None and kind not in THRESHOLD_KINDS: raise ValueError(f"config.json threshold_kind must be null, 'binary' or 'reject', got {str(kind)[:40]}")
     if thr is not None and kind is None: raise ValueError("config.json has a threshold but no threshold_kind ('binary' or 'reject')")
     if kind == 'binary' and len(cl) != 2: raise ValueError(f"config.json threshold_kind 'binary' needs 2 classes, the model has {len(cl)}")
-    _check_metrics(cfg.get('metrics', {}))
+    check_metrics(cfg.get('metrics', {}))
     return cfg
 
-def _check_metrics(m) -> dict:
+def check_metrics(m) -> dict:
     "`m` if it is a valid `metrics` entry of a config (see `card_metrics`), else `ValueError`"
     if not isinstance(m, dict): raise ValueError("config.json metrics must be an object")
     bad = set(m) - {'split', 'n', 'ci', 'values', 'cv'}
     if bad: raise ValueError(f"config.json metrics has unknown keys {sorted(map(str, bad))[:5]} (known: split, n, ci, values, cv)")
     if m.get('split') is not None and not (isinstance(m['split'], str) and len(m['split']) <= 100): raise ValueError("config.json metrics.split must be null or a short string")
-    if m.get('n') is not None and not (_is_int(m['n']) and m['n'] >= 0): raise ValueError("config.json metrics.n must be null or a count (integer >= 0)")
+    if m.get('n') is not None and not (is_int(m['n']) and m['n'] >= 0): raise ValueError("config.json metrics.n must be null or a count (integer >= 0)")
     if m.get('ci') is not None and not (_is_num(m['ci']) and 0 < m['ci'] < 1): raise ValueError("config.json metrics.ci must be null or a level in (0, 1)")
     v = m.get('values', {})
     if not isinstance(v, dict) or len(v) > 100: raise ValueError("config.json metrics.values must be an object of at most 100 metrics")
@@ -208,15 +209,15 @@ def _check_metrics(m) -> dict:
     cv = m.get('cv')
     if cv is not None:   # a k-fold estimate: {folds, n, values: {name: {mean, sd}}}
         cvv = cv.get('values', {}) if isinstance(cv, dict) else None
-        if not (isinstance(cv, dict) and set(cv) <= {'folds', 'n', 'values'} and _is_int(cv.get('folds')) and 2 <= cv['folds'] <= 1000
-                and (cv.get('n') is None or (_is_int(cv['n']) and cv['n'] >= 0)) and isinstance(cvv, dict) and len(cvv) <= 100):
+        if not (isinstance(cv, dict) and set(cv) <= {'folds', 'n', 'values'} and is_int(cv.get('folds')) and 2 <= cv['folds'] <= 1000
+                and (cv.get('n') is None or (is_int(cv['n']) and cv['n'] >= 0)) and isinstance(cvv, dict) and len(cvv) <= 100):
             raise ValueError("config.json metrics.cv must be an object {folds (2..1000), n (a count or null), values (at most 100 metrics)}")
         for k, e in cvv.items():
             if not (0 < len(k) <= 100 and isinstance(e, dict) and set(e) <= {'mean', 'sd'} and all(x is None or _is_num(x) for x in e.values())):
                 raise ValueError(f"config.json metrics.cv.values.{k[:40]} must be an object {{mean, sd}} of numbers or nulls")
     return m
 
-def _reject_constant(c): raise ValueError(f"config.json holds a non-finite number ({c})")
+def reject_constant(c): raise ValueError(f"config.json holds a non-finite number ({c})")
 
 def read_config(path, buildable=None) -> dict:
     "The checked config of model folder `path`: `config.json` read as a regular file of at most `MAX_CONFIG_BYTES`, strict UTF-8 JSON, then `check_config`"
@@ -225,7 +226,7 @@ def read_config(path, buildable=None) -> dict:
     except BadImage as e: raise ValueError(f"config.json: {e.reason}") from None
     try: text = data.decode('utf-8')
     except UnicodeDecodeError as e: raise ValueError(f"config.json is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
-    try: cfg = json.loads(text, parse_constant=_reject_constant)
+    try: cfg = json.loads(text, parse_constant=reject_constant)
     except RecursionError: raise ValueError("config.json is nested too deeply") from None
     except json.JSONDecodeError as e: raise ValueError(f"config.json is not valid JSON: {e}") from None
     return check_config(cfg, buildable)

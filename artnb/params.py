@@ -9,7 +9,8 @@ from __future__ import annotations
 import json, math, types, typing
 from pathlib import Path
 import yaml
-from .data import AUG_PRESETS, RESIZE_METHODS, LAYOUTS
+from .data import RESIZE_METHODS, LAYOUTS
+from .augment import AUG_PRESETS
 from .backbones import arch_source
 
 # %% auto #0
