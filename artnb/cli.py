@@ -110,7 +110,7 @@ def train_cli(data:str,               # dataset folder (any layout artnb.data.sc
     "Train a model on a painting dataset, evaluate it on the test split, calibrate it and save it: exit 0 on success, 1 when the data is unusable, 2 for wrong arguments"
     from artnb.core import escape_stdio, run_cli, UsageError, one_line   # imported to run, not to parse
     from fastcore.script import CliError
-    from artnb.train import train_model
+    from artnb.training import train_model
     from artnb.distributed import is_main_process
     from artnb.learner import set_progress
     set_progress(True)   # a cluster log shows fastai's bar and one line per epoch (rank 0 only under several processes)

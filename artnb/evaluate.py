@@ -10,7 +10,6 @@ import os, sys, hashlib, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
-import torch
 from fastprogress.fastprogress import progress_bar
 from .core import load_rgb, BadImage, UsageError, check_number, check_output, one_line, write_csv_atomic, read_regular_file, printable
 from .hub import model_folder

@@ -360,8 +360,8 @@ def _run_once(items, recipe, rname, name, *, arch, pretrained, size, task, targe
         if isinstance(recipe, str):
             if recipe != 'artnb': raise ValueError(f"unknown recipe {recipe!r}: use 'probe', 'artnb' or a function items -> Learner")
             learn = fit_artnb(items, arch, pretrained, size, task=task, target=target, label_col=label_col, seed=seed,
-                              **{'features': probe_features, 'verbose': verbose, **recipe_kw})   # the head reads what the probe reads
-            info['recipe_log'] = getattr(learn, 'recipe_log', {})
+                              **{'features': probe_features, 'flip': flip, 'verbose': verbose, **recipe_kw})   # the head reads what the probe reads
+            info['recipe_log'] = learn.art.training.get('recipe', {})
             # a head refitted on train + valid has seen the validation labels: a threshold chosen there would be
             # optimistic, and the class-weighted head already targets balanced accuracy
             if threshold == 'auto': threshold = None if info['recipe_log'].get('refit_head') else 'balanced_accuracy'

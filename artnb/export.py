@@ -6,7 +6,7 @@ Docs: https://artnb.github.io/artnb/export.html.md"""
 
 # %% ../nbs/01d_export.ipynb #288be321
 from __future__ import annotations
-import copy, json, os, time, warnings
+import copy, json, time, warnings
 from pathlib import Path
 import torch, torch.nn as nn
 from .core import UsageError, one_line, atomic_output, check_output

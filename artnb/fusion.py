@@ -6,7 +6,7 @@ Docs: https://artnb.github.io/artnb/fusion.html.md"""
 
 # %% ../nbs/01h_fusion.ipynb #e87e9533
 from __future__ import annotations
-import numpy as np, torch
+import numpy as np
 from .core import load_rgb
 from .calibration import positive_index
 from .calibration import NONE_LABEL, reject_threshold

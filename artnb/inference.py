@@ -9,7 +9,7 @@ from __future__ import annotations
 import os, json, math, stat, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch, torch.nn as nn
 from fastcore.basics import noop
 with warnings.catch_warnings():   # keep `artnb-predict`'s stderr to its own messages
     warnings.filterwarnings('ignore', message='.*torch.jit.script.*', category=FutureWarning)

@@ -7,7 +7,6 @@ Docs: https://artnb.github.io/artnb/learner.html.md"""
 # %% ../nbs/01_learner.ipynb #9df8a901
 from __future__ import annotations
 import inspect, warnings
-from pathlib import Path
 from functools import partial
 from contextlib import ExitStack
 import dataclasses
@@ -266,7 +265,7 @@ def _norm_stats(dls):
     return None
 
 def ensure_normalized(dls, stats, replace:bool=True) -> DataLoaders:
-    "Make `dls` normalise with `stats`: add a `Normalize`, or (`replace`) reset the stats of the one it has"
+    "Make `dls` normalise with `stats`: add a `Normalize`, or (`replace`) swap the one it has for a new one"
     if not hasattr(getattr(dls.train, 'after_batch', None), 'fs'):
         warnings.warn("DataLoaders without transform pipelines: the data must come normalised with model_stats(arch)")
         return dls
@@ -276,11 +275,9 @@ def ensure_normalized(dls, stats, replace:bool=True) -> DataLoaders:
         have = _norm_stats(dls)
         if have and not np.allclose(np.array(have), np.array(stats), atol=1e-4):
             if not replace: warnings.warn(f"DataLoaders normalise with {have}, the model expects {stats}"); return dls
-            for dl in dls.loaders:
-                for t in _tfms(dl, 'after_batch'):
-                    if isinstance(t, Normalize):
-                        t.mean = torch.tensor(stats[0], dtype=t.mean.dtype, device=t.mean.device).view(t.mean.shape)
-                        t.std = torch.tensor(stats[1], dtype=t.std.dtype, device=t.std.device).view(t.std.shape)
+            for dl in dls.loaders:   # take the old transform out of each pipeline (its tensors are left as they were) ...
+                dl.after_batch.fs = dl.after_batch.fs.filter(lambda t: not isinstance(t, Normalize))
+            dls.add_tfms([Normalize.from_stats(*stats)], 'after_batch')   # ... and put a new one in, as fastai adds transforms
     if isinstance(getattr(dls, 'art', None), DataConfig):   # the DataLoaders now normalise with `stats`: a new frozen record says so
         dls.art = dataclasses.replace(dls.art, mean=[float(v) for v in stats[0]], std=[float(v) for v in stats[1]])
     return dls
@@ -423,7 +420,7 @@ def train_progressive(learn, dls_fn, sizes=(64, 96, 128), epochs_per_size=1, lr_
     eps = list(L(epochs_per_size)) if isinstance(epochs_per_size, (list, tuple)) else [epochs_per_size]*len(sizes)
     if len(eps) != len(sizes): raise ValueError("epochs_per_size needs one value per size")
     stats = (learn.art.mean, learn.art.std)
-    learn.size_schedule = []
+    learn.art.training['size_schedule'] = []
     if learn.opt is None: learn.create_opt()
     for i, (sz, n) in enumerate(zip(sizes, eps)):
         learn.dls = ensure_normalized(dls_fn(sz), stats)
@@ -431,10 +428,10 @@ def train_progressive(learn, dls_fn, sizes=(64, 96, 128), epochs_per_size=1, lr_
             learn.freeze(); set_stage(learn, f'size {sz} frozen')
             head_lr = lr_max.stop if isinstance(lr_max, slice) else float(np.max(np.asarray(lr_max, dtype=float)))
             learn.fit_one_cycle(freeze_epochs, head_lr, cbs=cbs)
-            learn.size_schedule += [sz]*freeze_epochs
+            learn.art.training['size_schedule'] += [sz]*freeze_epochs
         learn.unfreeze(); set_stage(learn, f'size {sz}')
         learn.fit_one_cycle(n, lr_max=_lr_arg(learn, lr_max), cbs=cbs, **kwargs)
-        learn.size_schedule += [sz]*n
+        learn.art.training['size_schedule'] += [sz]*n
     info = dls_resize_info(learn.dls)
     learn.art.size, learn.art.resize = list(info['size']), {k: v for k, v in info.items() if k != 'size'}
     if isinstance(getattr(learn.dls, 'art', None), DataConfig): learn.art.data = learn.dls.art   # the last size's DataLoaders

@@ -19,9 +19,9 @@ from .calibration import THRESHOLD_KINDS, decide, positive_index, softmax
 # %% auto #0
 __all__ = ['IMAGENET_STATS', 'S1_NOISE', 'FORMAT', 'FORMAT_VERSION', 'REQUIRED_KEYS', 'KNOWN_KEYS', 'RESIZE_KEYS',
            'CONFIG_RESIZE_METHODS', 'MAX_CONFIG_BYTES', 'MAX_CLASSES', 'MAX_INPUT_SIDE', 'TEMPERATURE_RANGE', 'GRAY',
-           'Prediction', 'DataConfig', 'ModelConfig', 'is_int', 'check_config', 'check_metrics', 'reject_constant',
-           'read_config', 'resize_for_model', 'model_input', 'blur_batch', 'normalize_batch', 'as_list',
-           'BasePredictor']
+           'Prediction', 'DataConfig', 'ModelConfig', 'is_int', 'check_config', 'check_training', 'check_metrics',
+           'reject_constant', 'read_config', 'resize_for_model', 'model_input', 'blur_batch', 'normalize_batch',
+           'as_list', 'BasePredictor']
 
 # %% ../nbs/00f_modelfile.ipynb #8db77f54
 IMAGENET_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])   # fastai's imagenet_stats
@@ -69,7 +69,7 @@ class ModelConfig:
     head_kw: dict = field(default_factory=dict)
     single_logit: bool = False     # S0's one-logit binary head
     pos_index: int | None = None   # the positive class of a binary model
-    tfms: dict = field(default_factory=dict)    # validation-time extras a Predictor repeats: grayscale, noise_blur_valid
+    tfms: dict = field(default_factory=dict)    # validation-time extras a Predictor repeats: grayscale, noise_blur_valid, flip_average (logits averaged with the mirrored image's)
     pretrained: bool = False
     n_groups: int = 3
     opt: str = 'adam'
@@ -78,6 +78,7 @@ class ModelConfig:
     threshold: float | None = None # binary: predict the positive class when p(pos) >= threshold; multi-class: 'none of these' below it (top probability)
     threshold_kind: str | None = None   # what `threshold` means: 'binary' or 'reject'
     metrics: dict = field(default_factory=dict) # headline metrics for the model card: split, n, ci, values {name: {estimate, lo, hi}}
+    training: dict = field(default_factory=dict) # what training decided: 'recipe' (the artnb recipe's log: kept, why), 'size_schedule' (progressive resizing), 'frozen_stages'
     @property
     def n_out(self) -> int: return len(self.classes)
     @property
@@ -91,7 +92,7 @@ class ModelConfig:
         kw = _known(cls, d)
         data = dict(kw.get('data') or {})
         if d.get('data_kind') and data.get('kind') in (None, 'unknown'): data['kind'] = d['data_kind']
-        kw['data'], kw['metrics'] = DataConfig.from_dict(data), dict(kw.get('metrics') or {})
+        kw['data'], kw['metrics'], kw['training'] = DataConfig.from_dict(data), dict(kw.get('metrics') or {}), dict(kw.get('training') or {})
         return cls(**kw)
 
 
@@ -179,7 +180,7 @@ def check_config(cfg:dict, buildable=None) -> dict:
     if cfg.get('data_kind', 'unknown') not in ('synthetic', 'real', 'unknown'): raise ValueError("config.json data_kind must be 'synthetic', 'real' or 'unknown'")
     t = cfg.get('tfms') or {}
     if not isinstance(t, dict): raise ValueError("config.json tfms must be an object")
-    unknown = set(t) - {'grayscale', 'noise_blur_valid'}
+    unknown = set(t) - {'grayscale', 'noise_blur_valid', 'flip_average'}
     if unknown: raise ValueError(f"config.json tfms has transforms this artnb does not know: {sorted(map(str, unknown))[:5]}")
     if not all(isinstance(v, bool) for v in t.values()): raise ValueError("config.json tfms values must be true or false")
     T = cfg.get('temperature', 1.0)
@@ -191,7 +192,25 @@ def check_config(cfg:dict, buildable=None) -> dict:
     if thr is not None and kind is None: raise ValueError("config.json has a threshold but no threshold_kind ('binary' or 'reject')")
     if kind == 'binary' and len(cl) != 2: raise ValueError(f"config.json threshold_kind 'binary' needs 2 classes, the model has {len(cl)}")
     check_metrics(cfg.get('metrics', {}))
+    check_training(cfg.get('training', {}))
     return cfg
+
+def _plain(v, depth=0) -> bool:
+    "a short JSON value: finite numbers, bools, null, short strings, and lists / objects of them (two levels)"
+    if v is None or isinstance(v, bool) or (isinstance(v, str) and len(v) <= 1000): return True
+    if isinstance(v, (int, float)): return _is_num(v)
+    if depth >= 2: return False
+    if isinstance(v, list): return len(v) <= 1000 and all(_plain(a, depth + 1) for a in v)
+    if isinstance(v, dict): return len(v) <= 100 and all(isinstance(k, str) and len(k) <= 100 and _plain(a, depth + 1) for k, a in v.items())
+    return False
+
+def check_training(t) -> dict:
+    "`t` if it is a valid `training` entry of a config (what training decided: short JSON values), else `ValueError`"
+    if not isinstance(t, dict): raise ValueError("config.json training must be an object")
+    for k, v in t.items():
+        if not (isinstance(k, str) and 0 < len(k) <= 100 and _plain(v)):
+            raise ValueError(f"config.json training.{str(k)[:40]} must be a short JSON value (finite numbers, strings, lists or objects of them)")
+    return t
 
 def check_metrics(m) -> dict:
     "`m` if it is a valid `metrics` entry of a config (see `card_metrics`), else `ValueError`"
@@ -314,9 +333,15 @@ class BasePredictor:
     def stack(self, xs): return np.stack(xs)
     def raw_logits(self, xb) -> np.ndarray: raise NotImplementedError
 
+    def model_logits(self, xb) -> np.ndarray:
+        "The model's logits for a uint8 batch (n, 3, h, w): `raw_logits`, averaged with those of the mirrored batch when the config says `flip_average` (for a linear head on the features, exactly the head applied to the flip-averaged features a probe reads)"
+        z = self.raw_logits(xb)
+        if (self.config.tfms or {}).get('flip_average'): z = (z + self.raw_logits(xb.flip(-1) if hasattr(xb, 'flip') else np.ascontiguousarray(xb[..., ::-1]))) / 2
+        return z
+
     def predict_tensors(self, xb) -> np.ndarray:
         "Calibrated probabilities, softmax(logits / temperature), for a uint8 batch (n, 3, h, w)"
-        return softmax(self.raw_logits(xb) / self.temperature).astype(np.float32)
+        return softmax(self.model_logits(xb) / self.temperature).astype(np.float32)
 
     def labels_for(self, probs:np.ndarray, threshold:float|None=None) -> list:
         "Class names for rows of `probs` by the model's decision rule (`artnb.calibration.decide`; `threshold` overrides `self.threshold`); '' where the model's output is not finite"
@@ -327,7 +352,7 @@ class BasePredictor:
         "Raw logits (n, n_classes), before the temperature, for paths / PIL images / an items DataFrame"
         check_number('bs', bs, 1)
         items = as_list(items)
-        out = [self.raw_logits(self.stack([self.preprocess(o) for o in items[i:i+bs]])) for i in range(0, len(items), bs)]
+        out = [self.model_logits(self.stack([self.preprocess(o) for o in items[i:i+bs]])) for i in range(0, len(items), bs)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
 
     def predict(self, items, bs:int=32, progress:bool=False, threshold:float|None=None) -> Prediction:

@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch, torch.nn as nn
 import matplotlib.pyplot as plt
 from fastai.vision.all import set_seed, SaveModelCallback, EarlyStoppingCallback, CrossEntropyLossFlat, SGD, BnFreeze
 from fastai.torch_core import params as module_params
-from .data import art_dls, items_dl, task_labels, NoiseBlur, norm_name
+from .data import art_dls, items_dl, task_labels, norm_name
 from .learner import art_learner, f1_callbacks, set_stage, fit_discriminative, train_staged, body_stages, opt_func_for, quiet
 from .backbones import model_stats
 from .analysis import predictions, extended_confusion, bootstrap_ci
@@ -362,7 +362,7 @@ def s4_recipe(items:pd.DataFrame, *, task:str='style_origin', arch:str='tf_effic
     dls = art_dls(items, task=task, size=size, aug=aug, bs=b, seed=seed)
     learn = art_learner(dls, arch, head=head, pretrained=pretrained, lr=lr, freeze=False,
                         opt=partial(SGD, mom=momentum) if opt == 'sgd' else opt_func_for(opt))
-    learn.frozen_stages = freeze_early(learn, freeze_stride, size=max(64, size)) if freeze else []
+    learn.art.training['frozen_stages'] = freeze_early(learn, freeze_stride, size=max(64, size)) if freeze else []
     with quiet(learn), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*Your generator is empty.*')
         (learn.fit_one_cycle if one_cycle else learn.fit)(epochs, lr, cbs=[EarlyStoppingCallback(monitor='valid_loss', patience=patience)])

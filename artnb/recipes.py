@@ -249,39 +249,47 @@ def head_from_probe(learn, probe) -> None:
         lin.weight.copy_(torch.as_tensor(W[order], dtype=lin.weight.dtype))
         lin.bias.copy_(torch.as_tensor(b[order], dtype=lin.bias.dtype))
 
-def learner_features(learn, paths, bs:int=32) -> np.ndarray:
-    "The features `learn`'s head reads (pooled, or the stage statistics of a 'stages' head), from its own body (eval mode, validation transforms) for the images at `paths`"
+def learner_features(learn, paths, bs:int=32, flip:bool|None=None) -> np.ndarray:
+    "The features `learn`'s head reads (pooled, or the stage statistics of a 'stages' head), from its own body (eval mode, validation transforms) for the images at `paths`; averaged with the mirrored images' when `flip` (default: the config's `flip_average`, as its `Predictor` does)"
     body, head, pred = learn.model[0], learn.model[1], Predictor.from_learner(learn)   # the one prediction path: the same inputs as `load_model`
+    if flip is None: flip = bool((learn.art.tfms or {}).get('flip_average'))
     p = next(body.parameters())
     was = body.training; body.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(paths), bs):
             xb = pred.normalize(torch.stack([pred.preprocess(q) for q in list(paths)[i:i + bs]])).to(p.device, p.dtype)
-            f = body(xb)
-            f = head.features(f) if isinstance(head, StageStatsHead) else (f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1))
-            out.append(f.float().cpu().numpy())
+            feats = lambda x: (lambda f: head.features(f) if isinstance(head, StageStatsHead) else
+                               (f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1)))(body(x)).float()
+            f = (feats(xb) + feats(xb.flip(-1))) / 2 if flip else feats(xb)
+            out.append(f.cpu().numpy())
     body.train(was)
     return np.concatenate(out)
 
 HEAD_FOR_FEATURES = {'pooled': 'gap', 'stages': 'stages', 'both': 'stages_gap'}
 ARTNB_DEFAULTS = dict(epochs=6, lr=1e-3, wd=0.05, label_smoothing=0.1, aug='s3', resize='squish', bs=16,
-                      freeze_epochs=3, class_weights=True, probe_init=True, refit_head=True, features='stages')
+                      freeze_epochs=3, class_weights=True, probe_init=True, refit_head=True, features='stages', flip=True)
 
 def valid_scores(learn) -> tuple:
-    "(balanced accuracy, loss) of `learn` on its validation rows"
-    P, y = learn.get_preds(dl=learn.dls.valid)
+    "(balanced accuracy, loss) of `learn` on its validation rows, scored as its saved model will predict them: through `Predictor.from_learner` (the config's preprocessing and flip averaging), the loss by `learn.loss_func`"
+    rows = learn.dls.valid.items
+    o2i = {str(c): i for i, c in enumerate(learn.dls.vocab)}
+    y = np.array([o2i[str(v)] for v in rows['_y']])
+    z = Predictor.from_learner(learn).predict_logits(list(rows['path']))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')   # a class absent from a small validation set
-        ba = float(balanced_accuracy_score(y.numpy(), P.argmax(1).numpy()))
-    return ba, float(learn.validate()[0])
+        ba = float(balanced_accuracy_score(y, z.argmax(1)))
+    w = getattr(getattr(learn.loss_func, 'func', None), 'weight', None)   # class weights live where the loss was built
+    dev = w.device if isinstance(w, torch.Tensor) else torch.device('cpu')
+    with torch.no_grad(): loss = float(learn.loss_func(torch.as_tensor(z, device=dev), torch.as_tensor(y, device=dev)))
+    return ba, loss
 
 def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:bool=True, size:int|None=None,
               epochs:int=6, lr:float=1e-3, wd:float=0.05, label_smoothing:float=0.1, aug:str='s3', resize:str='squish',
               bs:int=16, freeze_epochs:int=3, class_weights:bool=True, probe_init:bool=True, refit_head:bool=True,
-              features:str='stages', task:str='multiclass', target=None, label_col:str='label', seed:int=42,
+              features:str='stages', flip:bool=True, task:str='multiclass', target=None, label_col:str='label', seed:int=42,
               progress:bool|None=None, verbose:bool=False):
-    "The `artnb` recipe on the train/valid rows of `items`: a `Learner` whose head reads `features` (see `FeatureExtractor`), started at the probe's solution and fine-tuned only if that beats it on validation (`recipe_log` says which was kept and why)"
+    "The `artnb` recipe on the train/valid rows of `items`: a `Learner` whose head reads `features` (see `FeatureExtractor`), started at the probe's solution and fine-tuned only if that beats it on validation (`learn.art.training['recipe']` says which was kept and why; `save_model` writes it into `config.json`)"
     if features not in HEAD_FOR_FEATURES: raise ValueError(f"features must be one of {list(HEAD_FOR_FEATURES)}, got {features!r}")
     size = int(size or default_size(arch))
     set_seed(seed, reproducible=True)
@@ -298,14 +306,16 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
     feats = features if use_probe else 'pooled'   # without a probe there is no stage solution to start from
     learn = art_learner(dls, arch, head=HEAD_FOR_FEATURES[feats], pretrained=has_w, opt='adamw', lr=lr, wd=wd, loss_func=loss,
                         freeze=True, cbs=[BnEval()])
-    log = learn.recipe_log = dict(recipe='artnb', size=size, features=feats, head=HEAD_FOR_FEATURES[feats], probe_init=False,
+    log = learn.art.training['recipe'] = dict(recipe='artnb', size=size, features=feats, head=HEAD_FOR_FEATURES[feats], probe_init=False,
                                   freeze_epochs=0, epochs=int(epochs), why='no fine-tuning (epochs=0)')
+    if use_probe and flip:   # the probe reads flip-averaged features; the model averages its logits over the mirror image
+        learn.art.tfms = dict(learn.art.tfms, flip_average=True)   # (the head is linear: the same thing), so it IS that probe
     start_name = 'probe' if use_probe else 'head-only model'
     log['kept'] = start_name.split()[0]
     with quiet(learn, progress), warnings.catch_warnings():   # progress None: `set_progress` decides
         warnings.simplefilter('ignore')
-        if use_probe:   # the head reads exactly the probe's features (unflipped): the model IS the probe here
-            fx = extractor(arch, True, size, resize, flip=False, features=feats)
+        if use_probe:   # the head reads exactly the probe's features: the model IS the probe here
+            fx = extractor(arch, True, size, resize, flip=bool(flip), features=feats)
             head_from_probe(learn, fit_probe(fx(tr['path']), ytr.to_numpy(), seed=seed))
             log['probe_init'] = True
         elif freeze_epochs:
@@ -314,12 +324,13 @@ def fit_artnb(items:pd.DataFrame, arch:str='tf_efficientnet_lite0', pretrained:b
             log['freeze_epochs'] = int(freeze_epochs)
         if epochs:
             start_state = copy.deepcopy(learn.model.state_dict())
-            ba0, loss0 = valid_scores(learn)
+            ba0, loss0 = valid_scores(learn)   # the keep decision: the model as it will be saved (flip-averaged)
             learn.unfreeze(); set_stage(learn, 'fine-tune (discriminative)')
-            bw = BestWeights('valid_loss', initial=loss0)
+            bw = BestWeights('valid_loss', initial=float(learn.validate()[0]))   # the best epoch: fastai's own valid_loss, like the epochs'
             learn.fit_one_cycle(int(epochs), lr_max=slice(lr / 100, lr), cbs=[bw])
             ba1, loss1 = valid_scores(learn)
-            log.update(start_valid_loss=loss0, best_valid_loss=bw.best, best_epoch=bw.best_epoch, start_valid_ba=ba0, tuned_valid_ba=ba1)
+            log.update({k: (round(float(v), 6) if np.isfinite(v) else None) for k, v in   # saved in config.json: finite JSON numbers
+                        dict(start_valid_loss=loss0, best_valid_loss=bw.best, start_valid_ba=ba0, tuned_valid_ba=ba1).items()}, best_epoch=bw.best_epoch)
             gain = f"validation balanced accuracy {ba0:.3f} -> {ba1:.3f}, loss {loss0:.3f} -> {loss1:.3f}"
             if ba1 > ba0 + 1e-9 or (ba1 >= ba0 - 1e-9 and loss1 < loss0 - 1e-9):
                 log.update(kept='fine-tuned', why=f"fine-tuning improved on the {start_name}: {gain}")

@@ -58,7 +58,7 @@ def main(argv=None):
     ap.add_argument('--epochs', type=int, default=4); ap.add_argument('--recipe', default='artnb')
     ap.add_argument('--seeds', default='0,1'); ap.add_argument('--blend', type=float, default=0.0, help='share of images blended with another painter (0.6: the hard set, where the target is barely separable)'); ap.add_argument('--json', help='also write the rows as JSON here')
     a = ap.parse_args(argv)
-    from artnb.train import train_model
+    from artnb.training import train_model
     from artnb.inference import load_model
     from artnb.data import scan
     from artnb.analysis import wilson_ci

@@ -10,6 +10,11 @@ Session fixtures every test file shares instead of making its own (all SYNTHETIC
   threshold and temperature are stored in the folder).
 - `onnx_model`: a copy of `binary_model`'s folder with model.onnx + onnx.json (`artnb.export.export_onnx`).
 
+The README's test command runs the suite in two pytest-xdist worker processes (`-n 2`): each worker builds these
+fixtures once, when its first test needs them (about 3 s of CPU in all: they are 40 px images and a 32 px simple_cnn;
+sharing pickled learners between processes would cost more than it saves). Every test writes only below its own
+temporary folders, which is what lets the workers run side by side.
+
 They are read-only: a test that changes a model folder or the dataset copies it first; at the end of the session
 the dataset and the saved model folders are checked to be unchanged, so a test that writes into them fails the run."""
 import os

@@ -17,7 +17,7 @@ def _recording_get_idxs(self):
     return idxs
 D.ShardDL.get_idxs = _recording_get_idxs
 
-import artnb.train as T
+import artnb.training as T
 results = {}
 _train = T.train_model
 def _keeping_train_model(*a, **kw):

@@ -74,7 +74,7 @@ def test_identical_weights_and_one_model_folder(two_procs):
 
 
 def test_matches_one_process_with_the_same_effective_batch(two_procs, data, tmp_path):
-    from artnb.train import train_model
+    from artnb.training import train_model
     _, (r0, _), _ = two_procs
     one = train_model(data, tmp_path/'one', bs=16, verbose=False, task='ai', arch='tf_efficientnet_lite0', img_size=64,
                       epochs=2, seed=3, ratios=(0.5, 0.2, 0.3))

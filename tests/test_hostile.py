@@ -401,11 +401,11 @@ def test_r3_outputs_never_replace_inputs(r3, monkeypatch):
     "Row 1, 2, 9, 10: every CLI's output checked before any work; each input's hash unchanged"
     from artnb.evaluate import eval_main
     from artnb.export import export_main
-    from artnb.train import train_model
-    import artnb.train
+    from artnb.training import train_model
+    import artnb.training
     t, d, m = r3
     no_model_load(monkeypatch)
-    monkeypatch.setattr(artnb.train, 'experiment_data', lambda *a, **k: pytest.fail('the data was read'))
+    monkeypatch.setattr(artnb.training, 'experiment_data', lambda *a, **k: pytest.fail('the data was read'))
     img = d/'a'/'0.jpg'
     before = digest(t)
     long = t/('x' * 241 + '.csv')   # a 245-byte name: its temp sibling would pass the 255-byte limit
@@ -465,11 +465,11 @@ def test_r3_cache_is_data_not_trust(tmp_path, capsys):
 
 def test_r3_arguments_before_data(tmp_path, monkeypatch):
     "Rows 11 and 17: --lr, --seed and --port refused (exit 2) before any data is read"
-    import artnb.train
-    from artnb.train import train_model
+    import artnb.training
+    from artnb.training import train_model
     from artnb.demo_app import demo_cli
     d = dataset(tmp_path/'ds')
-    monkeypatch.setattr(artnb.train, 'experiment_data', lambda *a, **k: pytest.fail('the data was read'))
+    monkeypatch.setattr(artnb.training, 'experiment_data', lambda *a, **k: pytest.fail('the data was read'))
     for kw, words in [(dict(lr=float('nan')), '--lr must be a number'), (dict(lr=-1.), '--lr must be a number'),
                       (dict(lr=float('inf')), '--lr must be a number'), (dict(seed=-1), '--seed must be an integer >= 0'),
                       (dict(seed=99999999999), '--seed must be an integer'), (dict(cv_folds=1), '--cv-folds')]:

@@ -106,14 +106,15 @@ def test_imbalanced_binary_collapse_is_reported_and_artnb_recognises_target(imba
 
 
 def test_artnb_keeps_the_stage_probe_and_it_saves_as_that_probe(three, tmp_path):
-    "Fine-tuning that cannot improve (lr 0) leaves the probe's solution: a 'stages' head that IS the probe refitted on train + valid, saved and reloaded unchanged"
+    "Fine-tuning that cannot improve (lr 0) leaves the probe's solution: a 'stages' head that IS the (flip-averaged) probe refitted on train + valid, saved and reloaded unchanged"
     from artnb.inference import save_model, load_model
     learn = fit_artnb(three, 'tf_efficientnet_lite0', size=64, epochs=1, lr=0.0, bs=8)
-    log = learn.recipe_log
+    log = learn.art.training['recipe']
     assert log['kept'] == 'probe' and 'did not improve' in log['why'] and log['tuned_valid_ba'] == log['start_valid_ba']
     assert learn.art.head == 'stages' and log['features'] == 'stages'
     fit_rows, ev = three[three.split != 'test'], three[three.split == 'test']
-    fx = extractor('tf_efficientnet_lite0', True, 64, 'squish', flip=False, features='stages')
+    assert learn.art.tfms.get('flip_average')   # the probe reads flip-averaged features, and so does the saved model
+    fx = extractor('tf_efficientnet_lite0', True, 64, 'squish', flip=True, features='stages')
     probe = fit_probe(fx(fit_rows['path']), fit_rows['label'].to_numpy())
     want = probe.predict_proba(fx(ev['path']))[:, [list(probe.classes_).index(c) for c in learn.dls.vocab]]
     got = np.exp(load_model(save_model(learn, tmp_path / 'm')).predict_logits(list(ev['path'])))
@@ -123,6 +124,6 @@ def test_artnb_keeps_the_stage_probe_and_it_saves_as_that_probe(three, tmp_path)
 
 def test_artnb_never_ends_below_its_start_on_validation(three):
     learn = fit_artnb(three, 'tf_efficientnet_lite0', size=64, epochs=2, lr=3e-3, bs=8, features='both')
-    log = learn.recipe_log
+    log = learn.art.training['recipe']
     assert learn.art.head == 'stages_gap' and log['kept'] in ('probe', 'fine-tuned')
     if log['kept'] == 'fine-tuned': assert log['tuned_valid_ba'] >= log['start_valid_ba']

@@ -62,7 +62,7 @@ def test_train_then_predict_and_eval(data, tmp_path):
 
 def test_train_bad_arguments_exit_2(data, tmp_path):
     "One real command run (the exit status and the one-line message); the other wrong arguments in-process, where the same UsageError gives the exit status"
-    from artnb.train import train_model
+    from artnb.training import train_model
     from artnb.core import UsageError
     rc, _, err = run('artnb-train', data, tmp_path/'m', '--arch', 'resnet9000')
     assert rc == 2 and 'unknown --arch' in err and len(err.strip().splitlines()) == 1, err
@@ -76,7 +76,7 @@ def test_train_bad_arguments_exit_2(data, tmp_path):
 def test_binary_card_eval_and_predict_agree(data, tmp_path):
     "A binary model's card, artnb-eval and artnb-predict give the same label and probability for every test image; on a small validation set the stored rule keeps T = 1 and a threshold strictly inside (0, 1)"
     import numpy as np
-    from artnb.train import train_model
+    from artnb.training import train_model
     from artnb.evaluate import evaluate_model
     from artnb.predict import predict_files
     res = train_model(data, tmp_path/'b', arch='simple_cnn', pretrained=False, img_size=32, epochs=2, bs=8, task='binary',
