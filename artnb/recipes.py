@@ -113,7 +113,7 @@ PROBE_KINDS = ('logreg', 'mlp')
 PROBE_GRID = {'logreg': {'logisticregression__C': [0.01, 0.1, 1.0, 10.0]},
               'mlp': {'mlpclassifier__alpha': [1e-3, 1e-1, 10.0]}}
 
-def fit_probe(X, y, kind:str='logreg', inner_folds:int=3, seed:int=42, class_weight:str|None='balanced'):
+def fit_probe(X, y, kind:str='logreg', inner_folds:int=5, seed:int=42, class_weight:str|None='balanced'):
     "A fitted sklearn pipeline (standardise -> `kind` classifier), regularisation chosen by inner CV on (X, y) only"
     if kind not in PROBE_KINDS: raise ValueError(f"probe kind must be one of {PROBE_KINDS}, not {kind!r}")
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y).astype(str)
