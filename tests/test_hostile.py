@@ -492,8 +492,16 @@ def test_r3_exit_paths(tmp_path):
     with ThreadPoolExecutor(2) as ex: r_full, r_closed = ex.map(lambda f: f(), (full, closed))
     assert r_full.returncode == 1 and len(r_full.stderr.strip().splitlines()) == 1 and 'No space left' in r_full.stderr, r_full.stderr
     assert r_closed.returncode == 1 and r_closed.stderr == '', r_closed.stderr
-    p = subprocess.Popen(exe, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
-    time.sleep(1.5); p.send_signal(signal.SIGINT)
+    # Ctrl-C in the middle of the work: a folder whose scan takes several seconds (400 copies of one picture; about 13 ms
+    # each here), so that 1.5 s after the start the command is still running on a fast, idle machine or a slow, busy one
+    big = tmp_path/'big'
+    for c in ('a', 'b'):
+        (big/c).mkdir(parents=True)
+        for i in range(200): shutil.copyfile(d/c/'0.jpg', big/c/f'{i}.jpg')
+    p = subprocess.Popen([str(BIN/'artnb-scan'), str(big)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    time.sleep(1.5)
+    assert p.poll() is None, "artnb-scan ended before it could be interrupted: give it a larger folder"
+    p.send_signal(signal.SIGINT)
     err = p.communicate(timeout=TIMEOUT)[1]
     assert p.returncode == 130 and err.strip() == 'artnb-scan: interrupted', err
 
