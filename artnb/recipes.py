@@ -249,6 +249,12 @@ def head_from_probe(learn, probe) -> None:
         lin.weight.copy_(torch.as_tensor(W[order], dtype=lin.weight.dtype))
         lin.bias.copy_(torch.as_tensor(b[order], dtype=lin.bias.dtype))
 
+def _head_input(body, head, xb) -> torch.Tensor:
+    "What `head` reads from batch `xb`: the stage statistics of a 'stages' head, else the body's output average-pooled"
+    f = body(xb)
+    if isinstance(head, StageStatsHead): return head.features(f).float()
+    return f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1)
+
 def learner_features(learn, paths, bs:int=32, flip:bool|None=None) -> np.ndarray:
     "The features `learn`'s head reads (pooled, or the stage statistics of a 'stages' head), from its own body (eval mode, validation transforms) for the images at `paths`; averaged with the mirrored images' when `flip` (default: the config's `flip_average`, as its `Predictor` does)"
     body, head, pred = learn.model[0], learn.model[1], Predictor.from_learner(learn)   # the one prediction path: the same inputs as `load_model`
@@ -259,9 +265,7 @@ def learner_features(learn, paths, bs:int=32, flip:bool|None=None) -> np.ndarray
     with torch.inference_mode():
         for i in range(0, len(paths), bs):
             xb = pred.normalize(torch.stack([pred.preprocess(q) for q in list(paths)[i:i + bs]])).to(p.device, p.dtype)
-            feats = lambda x: (lambda f: head.features(f) if isinstance(head, StageStatsHead) else
-                               (f.float().mean((2, 3)) if f.ndim == 4 else f.float().flatten(1)))(body(x)).float()
-            f = (feats(xb) + feats(xb.flip(-1))) / 2 if flip else feats(xb)
+            f = (_head_input(body, head, xb) + _head_input(body, head, xb.flip(-1))) / 2 if flip else _head_input(body, head, xb)
             out.append(f.cpu().numpy())
     body.train(was)
     return np.concatenate(out)
